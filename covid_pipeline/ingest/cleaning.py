@@ -1,0 +1,273 @@
+"""Turn chunks of registry CSV into typed Arrow tables, setting aside the rows that break the contract.
+
+Contract: a row is loaded only if it has 25 fields, an integer `id_evento_caso`, dates that are real
+`YYYY-MM-DD` dates or empty, integer codes, SI/NO flags and a known age unit. Everything else goes to
+the rejects with its line number, raw text and the column at fault. Empty fields become NULL.
+"""
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.reader import Chunk
+from covid_pipeline.ingest.registry_format import REGISTRY_COLUMNS, SOURCE_NAMES, TARGET_NAMES, Kind
+
+N_FIELDS = len(REGISTRY_COLUMNS)
+NEWLINE, QUOTE, COMMA = ord("\n"), ord('"'), ord(",")
+
+DIGITS = r"^[0-9]+$"
+ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+FLAGS = {"SI": True, "NO": False}
+MONTHS_UNIT, YEARS_UNIT = "Meses", "Años"
+# Widest integers that fit the target columns (bigint for the id, integer for codes and ages).
+MAX_DIGITS = {Kind.ID: 18, Kind.INT: 9}
+
+
+@dataclass
+class Reject:
+    line_number: int
+    column_name: str | None
+    reason: str
+    raw_line: str
+
+
+@dataclass
+class CleanChunk:
+    table: pa.Table  # typed, TARGET_NAMES + source_line
+    rejects: list[Reject] = field(default_factory=list)
+    rows_read: int = 0
+
+
+def check_header(header_line: bytes, file_name: str) -> None:
+    """Fail before anything is written if the columns are not the registry's 25, in order."""
+    text = header_line.decode("utf-8").rstrip("\r\n")
+    found = next(csv.reader([text]))
+    expected = list(SOURCE_NAMES)
+    if found == expected:
+        return
+    missing = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    details = []
+    if missing:
+        details.append(f"missing: {', '.join(missing)}")
+    if extra:
+        details.append(f"unexpected: {', '.join(extra)}")
+    if not details:
+        details.append("same columns in another order")
+    raise SourceFormatError(
+        f"{file_name}, line 1: the header does not match the registry format ({'; '.join(details)}).\n"
+        f"Expected {N_FIELDS} columns: {', '.join(expected)}\n"
+        f"Found {len(found)} columns: {', '.join(found)}\n"
+        "Nothing was loaded. If the Ministry changed the format, update covid_pipeline/ingest/registry_format.py."
+    )
+
+
+def clean_chunk(chunk: Chunk) -> CleanChunk:
+    """Parse and type one chunk of whole records (the header already removed)."""
+    lines = _Lines(chunk.data)
+    if lines.has_multiline_records():
+        table, line_numbers, rejects = _parse_slowly(chunk)
+    else:
+        table, line_numbers, rejects = _parse_fast(chunk, lines)
+    typed, more_rejects = _type_columns(table, line_numbers, chunk, lines)
+    return CleanChunk(typed, rejects + more_rejects, rows_read=len(line_numbers) + len(rejects))
+
+
+class _Lines:
+    """Physical lines of a chunk, found with NumPy rather than a Python loop."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        buffer = np.frombuffer(data, dtype=np.uint8)
+        self.ends = np.flatnonzero(buffer == NEWLINE)  # index of each line's newline
+        self.starts = np.concatenate(([0], self.ends[:-1] + 1)).astype(np.int64)
+        is_quote = (buffer == QUOTE).view(np.uint8)
+        # Quote parity before each byte tells whether a comma is inside a quoted field.
+        inside = np.bitwise_xor.accumulate(is_quote)
+        separators = ((buffer == COMMA) & (inside == 0)).view(np.uint8)
+        # uint8 sums wrap at 256; parity survives, and no registry line has 255 separators.
+        self.quotes = (
+            np.add.reduceat(is_quote, self.starts, dtype=np.uint8) if len(self.starts) else np.array([])
+        )
+        self.fields = np.add.reduceat(separators, self.starts, dtype=np.uint8).astype(np.int64) + 1
+        lengths = self.ends - self.starts
+        carriage = np.zeros(len(lengths), dtype=bool)
+        nonempty = lengths > 0
+        carriage[nonempty] = buffer[self.ends[nonempty] - 1] == ord("\r")
+        self.blank = (lengths - carriage) == 0
+
+    def has_multiline_records(self) -> bool:
+        return bool(np.any(self.quotes % 2))
+
+    def text(self, index: int) -> str:
+        raw = self.data[self.starts[index] : self.ends[index]]
+        return raw.decode("utf-8", errors="replace").rstrip("\r")
+
+
+def _parse_fast(chunk: Chunk, lines: _Lines) -> tuple[pa.Table, np.ndarray, list[Reject]]:
+    """Every record is one line: count fields with NumPy, parse the good lines with Arrow's CSV reader."""
+    wrong = ~lines.blank & (lines.fields != N_FIELDS)
+    rejects = [
+        Reject(
+            chunk.first_line + int(i),
+            None,
+            f"expected {N_FIELDS} fields, found {int(lines.fields[i])}",
+            lines.text(int(i)),
+        )
+        for i in np.flatnonzero(wrong)
+    ]
+    keep = ~lines.blank & ~wrong
+    data = chunk.data
+    if wrong.any():
+        data = b"".join(
+            chunk.data[s : e + 1] for s, e in zip(lines.starts[keep], lines.ends[keep], strict=True)
+        )
+    line_numbers = chunk.first_line + np.flatnonzero(keep)
+    table = _read_strings(data)
+    if table.num_rows != len(line_numbers):
+        # Quoting Arrow reads differently from our count (e.g. a stray quote): take the exact path.
+        return _parse_slowly(chunk)
+    return table, line_numbers, rejects
+
+
+def _read_strings(data: bytes) -> pa.Table:
+    if not data:
+        return pa.table({name: pa.array([], pa.string()) for name in TARGET_NAMES})
+
+    def unexpected(row):  # the field count was checked already
+        raise SourceFormatError(f"unexpected CSV row: {row.text[:200]}")
+
+    return pacsv.read_csv(
+        io.BytesIO(data),
+        read_options=pacsv.ReadOptions(column_names=list(TARGET_NAMES), block_size=1 << 20),
+        parse_options=pacsv.ParseOptions(newlines_in_values=False, invalid_row_handler=unexpected),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict.fromkeys(TARGET_NAMES, pa.string()),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+
+
+def _parse_slowly(chunk: Chunk) -> tuple[pa.Table, np.ndarray, list[Reject]]:
+    """Python's csv module, for chunks with quoted newlines: exact, slower, rare."""
+    text = chunk.data.decode("utf-8")
+    physical = text.splitlines(keepends=True)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    columns: list[list[str | None]] = [[] for _ in range(N_FIELDS)]
+    line_numbers, rejects = [], []
+    previous_end = 0
+    for row in reader:
+        start, previous_end = previous_end, reader.line_num
+        if not row or row == [""]:
+            continue
+        if len(row) != N_FIELDS:
+            raw = "".join(physical[start:previous_end]).rstrip("\r\n")
+            rejects.append(
+                Reject(chunk.first_line + start, None, f"expected {N_FIELDS} fields, found {len(row)}", raw)
+            )
+            continue
+        for values, value in zip(columns, row, strict=True):
+            values.append(value or None)
+        line_numbers.append(chunk.first_line + start)
+    table = pa.table(
+        {name: pa.array(values, pa.string()) for name, values in zip(TARGET_NAMES, columns, strict=True)}
+    )
+    return table, np.asarray(line_numbers, dtype=np.int64), rejects
+
+
+def _type_columns(
+    table: pa.Table, line_numbers: np.ndarray, chunk: Chunk, lines: _Lines
+) -> tuple[pa.Table, list[Reject]]:
+    typed: dict[str, pa.Array] = {}
+    reason = np.full(table.num_rows, None, dtype=object)  # first problem found in each row
+    for column in REGISTRY_COLUMNS:
+        values = table.column(column.target).combine_chunks()
+        converted, bad = _convert(column.kind, values)
+        typed[column.target] = converted
+        if bad is not None:
+            for i in np.flatnonzero(bad & (reason == None)):  # noqa: E711 (elementwise)
+                reason[i] = (column.source, _describe(column, values[int(i)].as_py()))
+    typed["age_years"] = _age_in_years(typed["age_years"], typed["age_unit"])
+    typed["source_line"] = pa.array(line_numbers, pa.int64())
+    result = pa.table(typed)
+    rejected = np.flatnonzero(reason != None)  # noqa: E711
+    if not len(rejected):
+        return result, []
+    rejects = []
+    for i in rejected:
+        line = int(line_numbers[i])
+        column_name, why = reason[i]
+        rejects.append(Reject(line, column_name, why, lines.text(line - chunk.first_line)))
+    keep = pa.array(reason == None)  # noqa: E711
+    return result.filter(keep), rejects
+
+
+def _describe(column, value) -> str:
+    shown = "empty" if value is None else repr(value)
+    expected = {
+        Kind.ID: "an integer id",
+        Kind.INT: "an integer",
+        Kind.DATE: "a date YYYY-MM-DD",
+        Kind.FLAG: "SI or NO",
+        Kind.AGE_UNIT: f"{YEARS_UNIT} or {MONTHS_UNIT}",
+    }[column.kind]
+    return f"{column.source}: expected {expected}, found {shown}"
+
+
+def _convert(kind: Kind, values: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
+    """The typed column and a mask of rows whose value does not fit (None when all fit)."""
+    if kind is Kind.TEXT:
+        return values, None
+    present = pc.is_valid(values)
+    if kind in (Kind.ID, Kind.INT):
+        ok = pc.and_(
+            pc.match_substring_regex(values, DIGITS),
+            pc.less_equal(pc.utf8_length(values), MAX_DIGITS[kind]),
+        )
+        bad = pc.and_kleene(present, pc.invert(ok))
+        if kind is Kind.ID:
+            bad = pc.or_kleene(bad, pc.invert(present))
+        safe = pc.if_else(pc.fill_null(bad, False), pa.scalar(None, pa.string()), values)
+        return pc.cast(safe, pa.int64() if kind is Kind.ID else pa.int32()), _mask(bad)
+    if kind is Kind.DATE:
+        shaped = pc.match_substring_regex(values, ISO_DATE)
+        stamps = pc.strptime(
+            pc.if_else(shaped, values, pa.scalar(None, pa.string())),
+            format="%Y-%m-%d",
+            unit="s",
+            error_is_null=True,
+        )
+        # Arrow rolls 2020-02-30 over to 2020-03-01: a date is real only if it prints back the same.
+        real = pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), values)
+        bad = pc.and_kleene(present, pc.invert(pc.fill_null(real, False)))
+        converted = pc.cast(
+            pc.if_else(pc.fill_null(real, False), stamps, pa.scalar(None, stamps.type)), pa.date32()
+        )
+        return converted, _mask(bad)
+    if kind is Kind.FLAG:
+        converted = pc.equal(values, "SI")
+        known = pc.is_in(values, value_set=pa.array(list(FLAGS)))
+        bad = pc.and_kleene(present, pc.invert(known))
+        return pc.if_else(pc.fill_null(known, False), converted, pa.scalar(None, pa.bool_())), _mask(bad)
+    if kind is Kind.AGE_UNIT:
+        known = pc.is_in(values, value_set=pa.array([YEARS_UNIT, MONTHS_UNIT]))
+        return values, _mask(pc.and_kleene(present, pc.invert(known)))
+    raise AssertionError(kind)
+
+
+def _age_in_years(age: pa.Array, unit: pa.Array) -> pa.Array:
+    """`edad` counts months when `edad_años_meses` says Meses: keep whole years."""
+    in_months = pc.fill_null(pc.equal(unit, MONTHS_UNIT), False)
+    return pc.if_else(in_months, pc.divide(age, 12), age)
+
+
+def _mask(bad) -> np.ndarray:
+    return pc.fill_null(bad, False).to_numpy(zero_copy_only=False)

@@ -1,0 +1,283 @@
+"""Load the registry into `covid.cases`: stream → clean → COPY into a fresh table → swap in, one transaction.
+
+A failed or interrupted load rolls back and leaves the previous `covid.cases` untouched; readers never
+see a half-loaded table. Parsing runs in a worker thread while the main thread feeds COPY, so the
+database and the parser work at the same time; at most a few chunks are ever in memory.
+"""
+
+import csv
+import io
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+from covid_pipeline.ingest.cleaning import CleanChunk, Reject, check_header, clean_chunk
+from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.reader import (
+    CHUNK_BYTES,
+    Chunk,
+    Utf8Stream,
+    iter_record_chunks,
+    looks_double_encoded,
+    open_csv_member,
+)
+from covid_pipeline.ingest.registry_format import LOADED_COLUMNS
+from covid_pipeline.resources.warehouse import read_sql, swap_in
+
+SCHEMA, TABLE, INCOMING = "covid", "cases", "cases__incoming"
+SAMPLE_REJECTS = 20
+
+
+@dataclass
+class LoadReport:
+    source_name: str
+    source_sha256: str
+    encoding: str = "utf-8"
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    duplicate_rows: int = 0
+    last_updated: date | None = None
+    seconds: float = 0.0
+    skipped_unchanged: bool = False
+    load_id: int | None = None
+    sample_rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds else 0.0
+
+
+def previous_load_of(conn: psycopg.Connection, sha256: str) -> int | None:
+    """The load id if the current `covid.cases` came from a file with this sha256."""
+    row = conn.execute(
+        "SELECT load_id, source_sha256 FROM covid.loads ORDER BY load_id DESC LIMIT 1"
+    ).fetchone()
+    exists = conn.execute("SELECT to_regclass('covid.cases') IS NOT NULL").fetchone()[0]
+    return row[0] if row and row[1] == sha256 and exists else None
+
+
+def load_cases(
+    url: str,
+    source: str | Path,
+    *,
+    source_sha256: str,
+    source_url: str = "",
+    run_id: str = "",
+    force: bool = False,
+    chunk_bytes: int = CHUNK_BYTES,
+    log: Callable[[str], None] = lambda message: None,
+) -> LoadReport:
+    """Load one registry file (zip or csv) and make it the current `covid.cases`."""
+    started = time.time()
+    with psycopg.connect(url) as conn:
+        # One load at a time: a second one waits here instead of colliding on the loading table.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('covid.cases load'))")
+        previous = previous_load_of(conn, source_sha256)
+        if previous is not None and not force:
+            log(f"covid.cases already holds this file (load {previous}); nothing to do")
+            return LoadReport(str(source), source_sha256, skipped_unchanged=True, load_id=previous)
+        conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, INCOMING)))
+        conn.execute(_sql("cases_table.sql", table=sql.Identifier(SCHEMA, INCOMING)))
+        with open_csv_member(source) as (raw, name), tempfile.TemporaryFile("w+", newline="") as spool:
+            report = LoadReport(name, source_sha256)
+            duplicates = _copy_records(
+                conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log
+            )
+            _finish_table(conn, duplicates)
+            swap_in(conn, SCHEMA, INCOMING, TABLE)
+            spool.seek(0)
+            _replace_rejects(conn, spool)
+        conn.execute("ANALYZE covid.cases")
+        report.seconds = time.time() - started
+        report.load_id = conn.execute(
+            """INSERT INTO covid.loads (run_id, source_url, source_sha256, source_bytes, last_updated, rows_read,
+                                        rows_loaded, rows_rejected, duplicate_rows, started_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s)) RETURNING load_id""",
+            (
+                run_id,
+                source_url,
+                source_sha256,
+                Path(source).stat().st_size,
+                report.last_updated,
+                report.rows_read,
+                report.rows_loaded,
+                report.rows_rejected,
+                report.duplicate_rows,
+                started,
+            ),
+        ).fetchone()[0]
+    return report
+
+
+def _copy_records(
+    conn, stream: Utf8Stream, chunk_bytes: int, report: LoadReport, rejects_out, log
+) -> list[int]:
+    """COPY every clean row into the loading table; returns the ids that occurred more than once."""
+    seen = SeenIds()
+    columns = sql.SQL(", ").join(map(sql.Identifier, LOADED_COLUMNS))
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, FREEZE)").format(
+        sql.Identifier(SCHEMA, INCOMING), columns
+    )
+    with conn.cursor().copy(statement) as copy:
+        for cleaned in _cleaned_chunks(stream, chunk_bytes):
+            table = cleaned.table
+            report.rows_read += cleaned.rows_read
+            report.rows_loaded += table.num_rows
+            for reject in cleaned.rejects:
+                rejects_out.writerow([reject.line_number, reject.column_name, reject.reason, reject.raw_line])
+                if len(report.sample_rejects) < SAMPLE_REJECTS:
+                    report.sample_rejects.append(reject)
+            report.rows_rejected += len(cleaned.rejects)
+            seen.add(table.column("case_id").to_numpy())
+            chunk_last = pc.max(table.column("last_updated")).as_py()
+            if chunk_last and (report.last_updated is None or chunk_last > report.last_updated):
+                report.last_updated = chunk_last
+            copy.write(_as_csv(table))
+    report.encoding = stream.encoding
+    report.duplicate_rows = seen.duplicate_rows
+    report.rows_loaded -= seen.duplicate_rows
+    log(
+        f"copied {report.rows_read:,} rows ({report.rows_rejected:,} rejected, {seen.duplicate_rows:,} duplicates)"
+    )
+    return seen.duplicate_ids()
+
+
+def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
+    """Clean chunks in a worker thread (Arrow releases the GIL) while the caller writes COPY."""
+    results: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for cleaned in _clean_all(stream, chunk_bytes):
+                while not stop.is_set():
+                    try:
+                        results.put(cleaned, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            results.put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            results.put(exc)
+
+    worker = threading.Thread(target=produce, name="registry-cleaner", daemon=True)
+    worker.start()
+    try:
+        while (item := results.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+
+
+def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
+    header_seen = False
+    for chunk in iter_record_chunks(stream, chunk_bytes):
+        if not header_seen:
+            newline = chunk.data.find(b"\n") + 1
+            header = chunk.data[:newline]
+            if looks_double_encoded(header.decode("utf-8", errors="replace")):
+                stream.set_double_encoding_repair()
+            data = stream.validate(chunk)
+            newline = data.find(b"\n") + 1
+            check_header(data[:newline], stream.name)
+            chunk, header_seen = Chunk(data[newline:], 2), True
+        else:
+            chunk = Chunk(stream.validate(chunk), chunk.first_line)
+        if chunk.data:
+            yield clean_chunk(chunk)
+    if not header_seen:
+        raise SourceFormatError(f"{stream.name}: the file is empty (no header, no rows)")
+
+
+def _as_csv(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, batch_size=65536))
+    return buffer.getbuffer()
+
+
+def _finish_table(conn, duplicate_ids: list[int]) -> None:
+    # A client-side cursor: the file holds several statements, which server-side binding refuses.
+    psycopg.ClientCursor(conn).execute(
+        _sql(
+            "cases_finish.sql",
+            table=sql.Identifier(SCHEMA, INCOMING),
+            pkey=sql.Identifier(f"{INCOMING}_pkey"),
+            opened_index=sql.Identifier(f"{INCOMING}_opened_date_idx"),
+        ),
+        {"duplicate_ids": duplicate_ids},
+    )
+
+
+def _replace_rejects(conn, spool) -> None:
+    conn.execute("TRUNCATE covid.rejected_cases")
+    statement = (
+        "COPY covid.rejected_cases (line_number, column_name, reason, raw_line) FROM STDIN (FORMAT csv)"
+    )
+    with conn.cursor().copy(statement) as copy:
+        while block := spool.read(1 << 20):
+            copy.write(block)
+
+
+def _sql(name: str, **identifiers) -> sql.Composed:
+    return sql.SQL(read_sql("covid_pipeline.assets.sql", name)).format(**identifiers)
+
+
+class SeenIds:
+    """Which case ids have been seen, in one byte per possible id value (ids are dense integers).
+
+    Memory follows the largest id, not the number of rows; ids beyond the dense range go to a set.
+    """
+
+    DENSE_LIMIT = 1 << 31
+
+    def __init__(self):
+        self._dense = np.zeros(1 << 20, dtype=np.uint8)
+        self._sparse: set[int] = set()
+        self._duplicates: set[int] = set()
+        self.duplicate_rows = 0
+
+    def add(self, ids: np.ndarray) -> None:
+        dense = (ids >= 0) & (ids < self.DENSE_LIMIT)
+        for value in ids[~dense].tolist():
+            self._note(value, value in self._sparse)
+            self._sparse.add(value)
+        ids = ids[dense]
+        if not len(ids):
+            return
+        if ids.max() >= len(self._dense):
+            grown = np.zeros(max(int(ids.max()) + 1, 2 * len(self._dense)), dtype=np.uint8)
+            grown[: len(self._dense)] = self._dense
+            self._dense = grown
+        unique, counts = np.unique(ids, return_counts=True)
+        repeated = (self._dense[unique] > 0) | (counts > 1)
+        if repeated.any():
+            self._duplicates.update(unique[repeated].tolist())
+            self.duplicate_rows += int(counts[repeated].sum() - (self._dense[unique[repeated]] == 0).sum())
+        self._dense[unique] = 1
+
+    def _note(self, value: int, seen: bool) -> None:
+        if seen:
+            self._duplicates.add(value)
+            self.duplicate_rows += 1
+
+    def duplicate_ids(self) -> list[int]:
+        return sorted(self._duplicates)

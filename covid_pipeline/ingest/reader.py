@@ -1,0 +1,208 @@
+"""Stream the registry's CSV out of its zip (or a bare .csv) as UTF-8 chunks that end on a record.
+
+Nothing here holds more than one chunk of the file in memory.
+"""
+
+import codecs
+import io
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from covid_pipeline.ingest.errors import SourceFormatError
+
+CHUNK_BYTES = 8 * 1024 * 1024
+
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+@contextmanager
+def open_csv_member(path: str | Path, member_suffix: str = ".csv") -> Iterator[tuple[BinaryIO, str]]:
+    """Open a .csv, or the CSV inside a .zip, as a binary stream (decompressed as it is read).
+
+    Yields the stream and a display name such as ``Covid19Casos.zip!Covid19Casos.csv``.
+    """
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as stream:
+            yield stream, path.name
+        return
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SourceFormatError(f"{path.name}: not a readable zip archive ({exc})") from exc
+    with archive:
+        members = [
+            m for m in archive.infolist() if m.filename.lower().endswith(member_suffix) and not m.is_dir()
+        ]
+        if len(members) != 1:
+            names = ", ".join(m.filename for m in archive.infolist()) or "nothing"
+            raise SourceFormatError(
+                f"{path.name}: expected exactly one {member_suffix} file inside the zip, found: {names}"
+            )
+        with archive.open(members[0]) as stream:
+            yield (
+                _ZipErrorsAsFormatErrors(stream, f"{path.name}!{members[0].filename}"),
+                (f"{path.name}!{members[0].filename}"),
+            )
+
+
+class _ZipErrorsAsFormatErrors(io.RawIOBase):
+    """Turns zlib/CRC failures of a damaged archive into a SourceFormatError naming the file."""
+
+    def __init__(self, stream: BinaryIO, name: str):
+        self._stream, self._name = stream, name
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size)
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+            raise SourceFormatError(f"{self._name}: the archive is damaged or truncated ({exc})") from exc
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@dataclass
+class Chunk:
+    """Whole records of the file: `data` is UTF-8 text ending with a newline; `first_line` is 1-based."""
+
+    data: bytes
+    first_line: int
+
+
+class Utf8Stream:
+    """Reads a CSV byte stream as UTF-8, whatever the registry was published in.
+
+    - UTF-16 with a BOM (the mid-2020 publications) is transcoded.
+    - A UTF-8 BOM is dropped.
+    - Text that was UTF-8-encoded twice (``AÃ±os``) is detected from the header and repaired.
+    - Anything else must be valid UTF-8: the first invalid byte is reported with its line and column.
+    """
+
+    def __init__(self, raw: BinaryIO, name: str):
+        self.name = name
+        self._raw = raw
+        self._decoder = None
+        self._encoding = "utf-8"
+        self._repair_double_encoding = False
+        self._pending = b""
+        self._started = False
+        self._lines_seen = 0  # newlines before the pending buffer, for error positions
+
+    @property
+    def encoding(self) -> str:
+        return self._encoding + (" (double-encoded, repaired)" if self._repair_double_encoding else "")
+
+    def _start(self) -> None:
+        head = self._raw.read(4)
+        if head.startswith(UTF16_BOMS):
+            self._encoding = "utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be"
+            self._decoder = codecs.getincrementaldecoder(self._encoding)()
+            self._pending = self._decoder.decode(head[2:]).encode("utf-8")
+        elif head.startswith(codecs.BOM_UTF8):
+            self._encoding = "utf-8-sig"
+            self._pending = head[3:]
+        else:
+            self._pending = head
+        self._started = True
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` UTF-8 bytes (may cut a character in two: callers cut on newlines)."""
+        if not self._started:
+            self._start()
+        data = self._raw.read(size)
+        if self._decoder is not None:
+            data = self._decoder.decode(data, final=not data).encode("utf-8")
+        if self._pending:
+            data, self._pending = self._pending + data, b""
+        return data
+
+    def set_double_encoding_repair(self) -> None:
+        self._repair_double_encoding = True
+
+    def validate(self, chunk: Chunk) -> bytes:
+        """Check (and if needed repair) one chunk of whole records; returns clean UTF-8."""
+        try:
+            text = chunk.data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line, column = position_of(chunk.data, exc.start)
+            raise SourceFormatError(
+                f"{self.name}, line {chunk.first_line + line - 1}, column {column}: byte "
+                f"0x{chunk.data[exc.start]:02x} is not valid UTF-8. The file is probably Latin-1/Windows-1252; "
+                "re-save it as UTF-8 (iconv -f latin1 -t utf-8) or fetch the official publication again."
+            ) from exc
+        if not self._repair_double_encoding:
+            return chunk.data
+        try:
+            return text.encode("latin-1").decode("utf-8").encode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            # A chunk with text that is not double-encoded: repair line by line, keeping clean lines.
+            return "".join(_undouble(line) for line in text.splitlines(keepends=True)).encode("utf-8")
+
+
+def _undouble(line: str) -> str:
+    try:
+        return line.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return line
+
+
+def looks_double_encoded(header: str) -> bool:
+    """The registry header has `edad_años_meses`; UTF-8 read as Latin-1 and re-encoded gives `aÃ±os`."""
+    return "Ã" in header and _undouble(header) != header
+
+
+def position_of(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based (line, column in characters) of byte `offset` within `data`."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, column
+
+
+def iter_record_chunks(stream: Utf8Stream, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """Cut the stream into chunks of whole records (never inside a quoted field), numbering lines.
+
+    The first chunk starts at line 1 (the header). A final line without a newline gets one.
+    """
+    carry = b""
+    next_line = 1
+    while True:
+        block = stream.read(chunk_bytes)
+        data = carry + block
+        if not block:
+            if data:
+                if not data.endswith(b"\n"):
+                    data += b"\n"
+                yield Chunk(data, next_line)
+            return
+        cut = _last_record_end(data)
+        if cut <= 0:
+            carry = data  # a single record longer than the block: read more
+            continue
+        chunk, carry = data[:cut], data[cut:]
+        yield Chunk(chunk, next_line)
+        next_line += chunk.count(b"\n")
+
+
+def _last_record_end(data: bytes) -> int:
+    """Offset just past the last newline that is outside quotes (an even number of quotes before it)."""
+    quotes_before = data.count(b'"')
+    position = len(data)
+    while True:
+        newline = data.rfind(b"\n", 0, position)
+        if newline < 0:
+            return 0
+        quotes_before -= data.count(b'"', newline, position)
+        if quotes_before % 2 == 0:
+            return newline + 1
+        position = newline

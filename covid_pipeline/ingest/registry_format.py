@@ -1,0 +1,58 @@
+"""The SISA ``Covid19Casos.csv`` format: its 25 source columns and how each is typed and renamed."""
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(Enum):
+    ID = "id"  # bigint, must parse or the row is rejected
+    INT = "int"  # integer codes and counts ("06" and "6" are both 6)
+    TEXT = "text"
+    DATE = "date"  # YYYY-MM-DD or empty
+    FLAG = "flag"  # SI / NO
+    AGE_UNIT = "age_unit"  # Años / Meses: turns `edad` into whole years
+
+
+@dataclass(frozen=True)
+class Column:
+    source: str
+    target: str
+    kind: Kind
+
+
+REGISTRY_COLUMNS: tuple[Column, ...] = (
+    Column("id_evento_caso", "case_id", Kind.ID),
+    Column("sexo", "sex", Kind.TEXT),
+    Column("edad", "age_years", Kind.INT),
+    Column("edad_años_meses", "age_unit", Kind.AGE_UNIT),
+    Column("residencia_pais_nombre", "residence_country", Kind.TEXT),
+    Column("residencia_provincia_nombre", "residence_province", Kind.TEXT),
+    Column("residencia_departamento_nombre", "residence_department", Kind.TEXT),
+    Column("carga_provincia_nombre", "reporting_province", Kind.TEXT),
+    Column("fecha_inicio_sintomas", "symptom_onset_date", Kind.DATE),
+    Column("fecha_apertura", "opened_date", Kind.DATE),
+    Column("sepi_apertura", "epi_week", Kind.INT),
+    Column("fecha_internacion", "hospitalized_date", Kind.DATE),
+    Column("cuidado_intensivo", "icu", Kind.FLAG),
+    Column("fecha_cui_intensivo", "icu_date", Kind.DATE),
+    Column("fallecido", "deceased", Kind.FLAG),
+    Column("fecha_fallecimiento", "death_date", Kind.DATE),
+    Column("asistencia_respiratoria_mecanica", "ventilated", Kind.FLAG),
+    Column("carga_provincia_id", "reporting_province_id", Kind.INT),
+    Column("origen_financiamiento", "funding", Kind.TEXT),
+    Column("clasificacion", "classification", Kind.TEXT),
+    Column("clasificacion_resumen", "classification_summary", Kind.TEXT),
+    Column("residencia_provincia_id", "residence_province_id", Kind.INT),
+    Column("fecha_diagnostico", "diagnosis_date", Kind.DATE),
+    Column("residencia_departamento_id", "residence_department_id", Kind.INT),
+    Column("ultima_actualizacion", "last_updated", Kind.DATE),
+)
+
+SOURCE_NAMES: tuple[str, ...] = tuple(c.source for c in REGISTRY_COLUMNS)
+TARGET_NAMES: tuple[str, ...] = tuple(c.target for c in REGISTRY_COLUMNS)
+
+# The loaded table also keeps where each row came from (duplicates keep the last line).
+LOADED_COLUMNS: tuple[str, ...] = (*TARGET_NAMES, "source_line")
+
+# The name of the member inside SISA's zip.
+CASES_MEMBER = "Covid19Casos.csv"

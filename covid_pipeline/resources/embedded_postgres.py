@@ -1,0 +1,46 @@
+"""A real PostgreSQL server for when no database URL is configured (the `pgserver` wheel ships one)."""
+
+import logging
+import os
+from pathlib import Path
+
+import psycopg
+from psycopg import errors, sql
+
+# pgserver warns on machines without XDG_RUNTIME_DIR; its fallback is fine.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+EMBEDDED_DATABASE = "covid"
+
+
+def default_home() -> Path:
+    """Where local state lives (embedded database, raw files, reports): $COVID_HOME or ~/.covid-pipeline."""
+    return Path(os.environ.get("COVID_HOME") or Path.home() / ".covid-pipeline")
+
+
+def embedded_server_url(data_dir: str | os.PathLike, database: str = EMBEDDED_DATABASE) -> str:
+    """Start (or reuse) the embedded server kept in `data_dir` and return a URL to `database` on it.
+
+    The server stops when the last process that asked for it exits; its data stays in `data_dir`.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        path = Path(data_dir).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(path, cleanup_mode="stop")
+    ensure_database(server.get_uri(), database)
+    return server.get_uri(database)
+
+
+def ensure_database(server_url: str, database: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            except errors.DuplicateDatabase:
+                pass  # another process created it first

@@ -1,0 +1,149 @@
+"""The PostgreSQL warehouse: a configured URL (RDS in AWS) or the embedded server."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from importlib.resources import files
+
+import psycopg
+from dagster import ConfigurableResource
+from psycopg import sql
+from pydantic import Field, PrivateAttr
+
+from covid_pipeline.resources.embedded_postgres import default_home, embedded_server_url
+
+
+@cache
+def read_sql(package: str, name: str) -> str:
+    """The text of a .sql file shipped beside the code in `package`."""
+    return files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+class WarehouseResource(ConfigurableResource):
+    """Where the cleaned tables live. Leave `database_url` empty to use the embedded PostgreSQL."""
+
+    database_url: str = Field(default="", description="postgresql:// URL; empty = embedded server")
+    embedded_data_dir: str = Field(
+        default="", description="Data folder of the embedded server; empty = $COVID_HOME/pgdata"
+    )
+    _resolved_url: str | None = PrivateAttr(default=None)
+
+    @property
+    def url(self) -> str:
+        if self._resolved_url is None:
+            if self.database_url:
+                self._resolved_url = self.database_url
+            else:
+                self._resolved_url = embedded_server_url(self.embedded_data_dir or default_home() / "pgdata")
+            migrate(self._resolved_url)
+        return self._resolved_url
+
+    @contextmanager
+    def connect(self, **kwargs) -> Iterator[psycopg.Connection]:
+        """A connection whose work commits when the block ends cleanly and rolls back otherwise."""
+        with psycopg.connect(self.url, **kwargs) as conn:
+            yield conn
+
+    def describe(self) -> str:
+        """The URL without its password, for metadata and logs."""
+        info = psycopg.conninfo.conninfo_to_dict(self.url)
+        info.pop("password", None)
+        return " ".join(f"{k}={v}" for k, v in sorted(info.items()))
+
+
+def migrate(url: str) -> None:
+    """Create the schema objects every asset relies on (idempotent; serialised by an advisory lock)."""
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('covid_pipeline.migrate'))")
+        conn.execute(read_sql("covid_pipeline.resources", "warehouse.sql"))
+
+
+def swap_in(conn: psycopg.Connection, schema: str, incoming: str, target: str) -> None:
+    """Replace `schema.target` by `schema.incoming` inside the caller's transaction.
+
+    Readers keep seeing the old table until the transaction commits. Views that depend on the old
+    table are recreated on the new one with their definitions, and the incoming table's indexes
+    and constraints are renamed to the target's names so the next load can reuse the loading names.
+    """
+    views = _dependent_views(conn, schema, target)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(schema, target)))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+            sql.Identifier(schema, incoming), sql.Identifier(target)
+        )
+    )
+    for old_name, new_name in _renamed_constraints(conn, schema, target, incoming):
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME CONSTRAINT {} TO {}").format(
+                sql.Identifier(schema, target), sql.Identifier(old_name), sql.Identifier(new_name)
+            )
+        )
+    for old_name, new_name in _renamed_indexes(conn, schema, target, incoming):
+        conn.execute(
+            sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                sql.Identifier(schema, old_name), sql.Identifier(new_name)
+            )
+        )
+    for view_schema, view_name, definition, acl_statements in views:
+        conn.execute(
+            sql.SQL("CREATE VIEW {} AS ").format(sql.Identifier(view_schema, view_name)) + sql.SQL(definition)
+        )
+        for statement in acl_statements:
+            conn.execute(statement)
+
+
+def _dependent_views(conn, schema: str, table: str) -> list[tuple[str, str, str, list]]:
+    """Views that (transitively) read `schema.table`, in an order in which they can be recreated."""
+    rows = conn.execute(
+        """
+        WITH RECURSIVE deps(oid, depth) AS (
+            SELECT DISTINCT r.ev_class, 1
+              FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+             WHERE d.refobjid = to_regclass(%(qualified)s) AND r.ev_class <> d.refobjid
+            UNION
+            SELECT DISTINCT r.ev_class, deps.depth + 1
+              FROM deps JOIN pg_depend d ON d.refobjid = deps.oid
+              JOIN pg_rewrite r ON r.oid = d.objid
+             WHERE r.ev_class <> d.refobjid
+        )
+        SELECT n.nspname, c.relname, pg_get_viewdef(c.oid), c.relacl::text[], max(deps.depth)
+          FROM deps JOIN pg_class c ON c.oid = deps.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'v'
+         GROUP BY n.nspname, c.relname, c.oid, c.relacl
+         ORDER BY max(deps.depth)
+        """,
+        {"qualified": f'"{schema}"."{table}"'},
+    ).fetchall()
+    return [(s, n, d, _grants_from_acl(s, n, acl or [])) for s, n, d, acl, _ in rows]
+
+
+def _grants_from_acl(schema: str, name: str, acl: list[str]) -> list[sql.Composed]:
+    """GRANT SELECT statements that restore the SELECT privileges in a view's ACL."""
+    statements = []
+    for item in acl:
+        grantee, _, rest = item.partition("=")
+        privileges = rest.split("/")[0]
+        if grantee and "r" in privileges:
+            statements.append(
+                sql.SQL("GRANT SELECT ON {} TO {}").format(
+                    sql.Identifier(schema, name), sql.Identifier(grantee)
+                )
+            )
+    return statements
+
+
+def _renamed_constraints(conn, schema: str, table: str, incoming: str) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        """SELECT conname FROM pg_constraint
+            WHERE conrelid = to_regclass(%s) AND conname LIKE %s AND contype IN ('p', 'u', 'x')""",
+        (f'"{schema}"."{table}"', incoming.replace("_", r"\_") + "%"),
+    ).fetchall()
+    return [(name, table + name[len(incoming) :]) for (name,) in rows]
+
+
+def _renamed_indexes(conn, schema: str, table: str, incoming: str) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexname LIKE %s",
+        (schema, table, incoming.replace("_", r"\_") + "%"),
+    ).fetchall()
+    return [(name, table + name[len(incoming) :]) for (name,) in rows]
