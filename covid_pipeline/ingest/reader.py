@@ -143,11 +143,16 @@ class Utf8Stream:
             ) from exc
         if not self._repair_double_encoding:
             return chunk.data
-        try:
-            return text.encode("latin-1").decode("utf-8").encode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            # A chunk with text that is not double-encoded: repair line by line, keeping clean lines.
-            return "".join(_undouble(line) for line in text.splitlines(keepends=True)).encode("utf-8")
+        return repair_double_encoding(text).encode("utf-8")
+
+
+def repair_double_encoding(text: str) -> str:
+    """Undo UTF-8 that was encoded a second time (`AÃ±os` → `Años`), line by line where needed."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        # Some lines are clean: repair each line on its own and keep the clean ones.
+        return "".join(_undouble(line) for line in text.splitlines(keepends=True))
 
 
 def _undouble(line: str) -> str:

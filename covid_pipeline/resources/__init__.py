@@ -1,0 +1,1 @@
+"""Resources: the warehouse, the object stores and the published sources, configured from env vars."""

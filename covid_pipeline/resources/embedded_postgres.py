@@ -2,6 +2,7 @@
 
 import logging
 import os
+from contextlib import suppress
 from pathlib import Path
 
 import psycopg
@@ -40,7 +41,5 @@ def ensure_database(server_url: str, database: str) -> None:
     with psycopg.connect(server_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
-            try:
+            with suppress(errors.DuplicateDatabase):  # another process may create it first
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-            except errors.DuplicateDatabase:
-                pass  # another process created it first

@@ -23,6 +23,9 @@ class WarehouseResource(ConfigurableResource):
     """Where the cleaned tables live. Leave `database_url` empty to use the embedded PostgreSQL."""
 
     database_url: str = Field(default="", description="postgresql:// URL; empty = embedded server")
+    database_password: str = Field(
+        default="", description="Password added to the URL (lets ECS inject it from Secrets Manager)"
+    )
     embedded_data_dir: str = Field(
         default="", description="Data folder of the embedded server; empty = $COVID_HOME/pgdata"
     )
@@ -31,7 +34,11 @@ class WarehouseResource(ConfigurableResource):
     @property
     def url(self) -> str:
         if self._resolved_url is None:
-            if self.database_url:
+            if self.database_url and self.database_password:
+                self._resolved_url = psycopg.conninfo.make_conninfo(
+                    self.database_url, password=self.database_password
+                )
+            elif self.database_url:
                 self._resolved_url = self.database_url
             else:
                 self._resolved_url = embedded_server_url(self.embedded_data_dir or default_home() / "pgdata")

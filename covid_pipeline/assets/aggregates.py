@@ -1,0 +1,47 @@
+"""daily_aggregates: counts per day and place, computed inside PostgreSQL from covid.cases."""
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from psycopg import sql
+
+from covid_pipeline.assets.cases import cleaned_cases
+from covid_pipeline.resources.warehouse import WarehouseResource, read_sql, swap_in
+
+TABLE, INCOMING = "daily_aggregates", "daily_aggregates__incoming"
+
+
+def build_daily_aggregates(conn) -> dict:
+    """Rebuild covid.daily_aggregates in the caller's transaction; returns its totals."""
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("covid", INCOMING)))
+    conn.execute(
+        sql.SQL(read_sql("covid_pipeline.assets.sql", "daily_aggregates.sql")).format(
+            table=sql.Identifier("covid", INCOMING), key=sql.Identifier(f"{INCOMING}_key")
+        )
+    )
+    swap_in(conn, "covid", INCOMING, TABLE)
+    row = conn.execute(
+        """SELECT count(*), coalesce(sum(notified), 0), coalesce(sum(confirmed), 0), coalesce(sum(deaths), 0),
+                  coalesce(sum(icu), 0), coalesce(sum(ventilated), 0), min(date), max(date)
+             FROM covid.daily_aggregates"""
+    ).fetchone()
+    keys = ("rows", "notified", "confirmed", "deaths", "icu", "ventilated", "first_date", "last_date")
+    return dict(zip(keys, row, strict=True))
+
+
+@asset(
+    deps=[cleaned_cases],
+    group_name="cases",
+    kinds={"postgres"},
+    description="covid.daily_aggregates(date, province_id, department_id, notified, confirmed, deaths, icu, ventilated)",
+)
+def daily_aggregates(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    with warehouse.connect() as conn:
+        totals = build_daily_aggregates(conn)
+    context.log.info(
+        f"covid.daily_aggregates: {totals['rows']:,} rows, {totals['confirmed']:,} confirmed cases"
+    )
+    metadata = {
+        name: MetadataValue.int(int(value)) for name, value in totals.items() if isinstance(value, int)
+    }
+    metadata["dagster/row_count"] = MetadataValue.int(int(totals["rows"]))
+    metadata["dates"] = MetadataValue.text(f"{totals['first_date']} .. {totals['last_date']}")
+    return MaterializeResult(metadata=metadata)

@@ -1,0 +1,114 @@
+"""cleaned_cases: the registry typed, validated, deduplicated and loaded into covid.cases with COPY."""
+
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+)
+from pydantic import Field
+
+from covid_pipeline.assets.raw import current_source, raw_csv_s3
+from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.loader import LoadReport, load_cases
+from covid_pipeline.ingest.registry_format import REGISTRY_COLUMNS, Kind
+from covid_pipeline.resources.stores import StoreResource
+from covid_pipeline.resources.warehouse import WarehouseResource
+
+POSTGRES_TYPES = {
+    Kind.ID: "bigint",
+    Kind.INT: "integer",
+    Kind.TEXT: "text",
+    Kind.DATE: "date",
+    Kind.FLAG: "boolean",
+    Kind.AGE_UNIT: "text",
+}
+
+CASES_SCHEMA = TableSchema(
+    columns=[
+        TableColumn(c.target, POSTGRES_TYPES[c.kind], description=f"source column {c.source}")
+        for c in REGISTRY_COLUMNS
+    ]
+    + [TableColumn("source_line", "bigint", description="line of the source CSV")]
+)
+
+
+class CasesLoadConfig(Config):
+    force: bool = Field(default=False, description="reload even if covid.cases already holds this exact file")
+
+
+@asset(
+    deps=[raw_csv_s3],
+    group_name="cases",
+    kinds={"postgres"},
+    description="covid.cases: one typed row per id_evento_caso; rejected rows in covid.rejected_cases.",
+)
+def cleaned_cases(
+    context: AssetExecutionContext,
+    config: CasesLoadConfig,
+    warehouse: WarehouseResource,
+    raw_store: StoreResource,
+) -> MaterializeResult:
+    store = raw_store.store()
+    entry = current_source(store, "cases")
+    try:
+        with store.local_copy(entry["key"]) as path:
+            report = load_cases(
+                warehouse.url,
+                path,
+                source_sha256=entry["sha256"],
+                source_url=entry["url"],
+                run_id=context.run_id,
+                force=config.force,
+                log=context.log.info,
+            )
+    except SourceFormatError as exc:
+        # The message is for the person fixing the input: no traceback, nothing was replaced.
+        raise Failure(
+            description=f"{exc}\n\ncovid.cases was left as it was (source: {entry['url']}).",
+            metadata={"source_sha256": entry["sha256"], "source_url": entry["url"]},
+            allow_retries=False,
+        ) from None
+    if report.skipped_unchanged:
+        context.log.info("the registry has not changed since the last load: covid.cases left as it is")
+    return MaterializeResult(metadata=_metadata(report, entry))
+
+
+def _metadata(report: LoadReport, entry: dict) -> dict:
+    metadata = {
+        "source_url": MetadataValue.text(entry["url"]),
+        "source_sha256": MetadataValue.text(entry["sha256"]),
+        "unchanged_source": MetadataValue.bool(report.skipped_unchanged),
+        "load_id": MetadataValue.int(report.load_id or 0),
+        "dagster/column_schema": CASES_SCHEMA,
+    }
+    if report.skipped_unchanged:
+        return metadata
+    rejected_share = report.rows_rejected / report.rows_read if report.rows_read else 0.0
+    return metadata | {
+        "dagster/row_count": MetadataValue.int(report.rows_loaded),
+        "rows_read": MetadataValue.int(report.rows_read),
+        "rows_loaded": MetadataValue.int(report.rows_loaded),
+        "rows_rejected": MetadataValue.int(report.rows_rejected),
+        "duplicate_rows": MetadataValue.int(report.duplicate_rows),
+        "rejected_share": MetadataValue.float(rejected_share),
+        "last_updated": MetadataValue.text(str(report.last_updated or "")),
+        "encoding": MetadataValue.text(report.encoding),
+        "seconds": MetadataValue.float(round(report.seconds, 2)),
+        "rows_per_second": MetadataValue.float(float(round(report.rows_per_second))),
+        "sample_rejects": MetadataValue.md(_rejects_table(report)),
+    }
+
+
+def _rejects_table(report: LoadReport) -> str:
+    if not report.sample_rejects:
+        return "No rejected rows."
+    lines = ["| line | column | reason |", "|---|---|---|"]
+    for reject in report.sample_rejects:
+        reason = reject.reason.replace("|", "\\|")
+        lines.append(f"| {reject.line_number} | {reject.column_name or ''} | {reason} |")
+    return "\n".join(lines) + "\n\nAll of them: `SELECT * FROM covid.rejected_cases`."

@@ -1,0 +1,172 @@
+"""Reference tables from georef: covid.provinces and covid.departments.
+
+georef writes strings quoted and numbers bare, columns sorted alphabetically; releases differ in
+extra columns, so columns are found by name and the optional ones may be missing.
+"""
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from psycopg import sql
+
+from covid_pipeline.assets.raw import current_source, raw_csv_s3
+from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.reader import looks_double_encoded, position_of, repair_double_encoding
+from covid_pipeline.resources.stores import StoreResource
+from covid_pipeline.resources.warehouse import WarehouseResource, read_sql, swap_in
+
+
+@dataclass(frozen=True)
+class Field:
+    source: str
+    target: str
+    parse: Callable[[str], object] = str
+    required: bool = False
+
+
+def _code(value: str) -> int:
+    return int(value)
+
+
+def _number(value: str) -> float:
+    return float(value)
+
+
+PROVINCE_FIELDS = (
+    Field("id", "province_id", _code, required=True),
+    Field("nombre", "name", required=True),
+    Field("nombre_completo", "full_name"),
+    Field("categoria", "category"),
+    Field("iso_id", "iso_id"),
+    Field("iso_nombre", "iso_name"),
+    Field("centroide_lat", "centroid_lat", _number),
+    Field("centroide_lon", "centroid_lon", _number),
+    Field("fuente", "source"),
+)
+
+DEPARTMENT_FIELDS = (
+    Field("id", "department_id", _code, required=True),
+    Field("provincia_id", "province_id", _code, required=True),
+    Field("nombre", "name", required=True),
+    Field("nombre_completo", "full_name"),
+    Field("categoria", "category"),
+    Field("provincia_nombre", "province_name"),
+    Field("centroide_lat", "centroid_lat", _number),
+    Field("centroide_lon", "centroid_lon", _number),
+    Field("provincia_interseccion", "province_intersection", _number),
+    Field("fuente", "source"),
+)
+
+
+def parse_georef(data: bytes, file_name: str, fields: tuple[Field, ...]) -> list[dict]:
+    """Rows of a georef CSV as dicts of target columns; errors name the file, line and column."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, column = position_of(data, exc.start)
+        raise SourceFormatError(
+            f"{file_name}, line {line}, column {column}: not valid UTF-8; georef publishes UTF-8, fetch it again"
+        ) from exc
+    if looks_double_encoded(text.split("\n", 1)[0] + text[:20000]):
+        text = repair_double_encoding(text)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    missing = [f.source for f in fields if f.required and f.source not in header]
+    if missing:
+        raise SourceFormatError(
+            f"{file_name}, line 1: missing column(s) {', '.join(missing)}; found: {', '.join(header) or 'nothing'}"
+        )
+    rows = []
+    for record in reader:
+        row = {}
+        for field in fields:
+            value = (record.get(field.source) or "").strip()
+            if not value:
+                if field.required:
+                    raise SourceFormatError(
+                        f"{file_name}, line {reader.line_num}, column {field.source}: empty, but required"
+                    )
+                row[field.target] = None
+                continue
+            try:
+                row[field.target] = field.parse(value)
+            except ValueError as exc:
+                raise SourceFormatError(
+                    f"{file_name}, line {reader.line_num}, column {field.source}: cannot read {value!r} ({exc})"
+                ) from exc
+        rows.append(row)
+    return rows
+
+
+def replace_table(conn, table: str, ddl_file: str, rows: list[dict]) -> None:
+    """Build `covid.<table>` anew from `rows` and swap it in (one transaction, readers unaffected)."""
+    incoming = f"{table}__incoming"
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("covid", incoming)))
+    conn.execute(
+        sql.SQL(read_sql("covid_pipeline.assets.sql", ddl_file)).format(
+            table=sql.Identifier("covid", incoming)
+        )
+    )
+    if rows:
+        columns = list(rows[0])
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier("covid", incoming), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with conn.cursor().copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+    swap_in(conn, "covid", incoming, table)
+
+
+def _materialize_reference(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    raw_store: StoreResource,
+    source_name: str,
+    table: str,
+    fields: tuple[Field, ...],
+) -> MaterializeResult:
+    store = raw_store.store()
+    entry = current_source(store, source_name)
+    rows = parse_georef(store.get_bytes(entry["key"]), entry["url"].rsplit("/", 1)[-1], fields)
+    if source_name == "departments":
+        for row in rows:
+            row["department_code"] = row["department_id"] % 1000
+    duplicates = len(rows) - len({r[fields[0].target] for r in rows})
+    if duplicates:
+        raise SourceFormatError(f"{entry['url']}: {duplicates} duplicated id(s); georef ids are unique")
+    with warehouse.connect() as conn:
+        replace_table(conn, table, f"{table}_table.sql", rows)
+    context.log.info(f"covid.{table}: {len(rows)} rows from {entry['uri']}")
+    return MaterializeResult(
+        metadata={
+            "rows": MetadataValue.int(len(rows)),
+            "table": MetadataValue.text(f"covid.{table}"),
+            "source_sha256": MetadataValue.text(entry["sha256"]),
+        }
+    )
+
+
+@asset(
+    deps=[raw_csv_s3],
+    group_name="reference",
+    kinds={"postgres"},
+    description="georef provinces: covid.provinces",
+)
+def provinces(context: AssetExecutionContext, warehouse: WarehouseResource, raw_store: StoreResource):
+    return _materialize_reference(context, warehouse, raw_store, "provinces", "provinces", PROVINCE_FIELDS)
+
+
+@asset(
+    deps=[raw_csv_s3],
+    group_name="reference",
+    kinds={"postgres"},
+    description="georef departments: covid.departments",
+)
+def departments(context: AssetExecutionContext, warehouse: WarehouseResource, raw_store: StoreResource):
+    return _materialize_reference(
+        context, warehouse, raw_store, "departments", "departments", DEPARTMENT_FIELDS
+    )

@@ -1,0 +1,64 @@
+"""Everything Dagster loads: assets, checks, resources, schedule and sensor.
+
+Local and AWS differ only in environment variables (see README): unset ones fall back to the
+local defaults (embedded PostgreSQL, folders under $COVID_HOME, the official source URLs).
+"""
+
+import os
+
+from dagster import AssetSelection, Definitions, EnvVar, ScheduleDefinition, define_asset_job
+
+from covid_pipeline.assets.aggregates import daily_aggregates
+from covid_pipeline.assets.cases import cleaned_cases
+from covid_pipeline.assets.raw import raw_csv_s3
+from covid_pipeline.assets.reference import departments, provinces
+from covid_pipeline.resources.sources import (
+    OFFICIAL_CASES_URL,
+    OFFICIAL_DEPARTMENTS_URL,
+    OFFICIAL_PROVINCES_URL,
+    SourcesResource,
+)
+from covid_pipeline.resources.stores import StoreResource
+from covid_pipeline.resources.warehouse import WarehouseResource
+
+
+def setting(name: str, default: str = "") -> str | EnvVar:
+    """The env var when it is set (resolved by Dagster at run time, kept out of the UI), else `default`."""
+    return EnvVar(name) if os.environ.get(name) else default
+
+
+resources = {
+    "warehouse": WarehouseResource(
+        database_url=setting("COVID_DATABASE_URL"), database_password=setting("COVID_DATABASE_PASSWORD")
+    ),
+    "raw_store": StoreResource(location=setting("COVID_RAW_STORE"), default_folder="raw"),
+    "reports_store": StoreResource(location=setting("COVID_REPORTS_STORE"), default_folder="reports"),
+    "sources": SourcesResource(
+        cases_url=setting("COVID_CASES_URL", OFFICIAL_CASES_URL),
+        provinces_url=setting("COVID_PROVINCES_URL", OFFICIAL_PROVINCES_URL),
+        departments_url=setting("COVID_DEPARTMENTS_URL", OFFICIAL_DEPARTMENTS_URL),
+    ),
+}
+
+all_assets = [raw_csv_s3, provinces, departments, cleaned_cases, daily_aggregates]
+
+refresh_everything = define_asset_job(
+    "refresh_everything",
+    selection=AssetSelection.all(),
+    description="Fetch the sources and rebuild every table.",
+)
+
+daily_refresh = ScheduleDefinition(
+    name="daily_refresh",
+    job=refresh_everything,
+    cron_schedule="0 7 * * *",
+    execution_timezone="America/Argentina/Buenos_Aires",
+    description="Every morning, after the Ministry's overnight publication.",
+)
+
+defs = Definitions(
+    assets=all_assets,
+    jobs=[refresh_everything],
+    schedules=[daily_refresh],
+    resources=resources,
+)

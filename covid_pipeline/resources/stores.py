@@ -1,0 +1,17 @@
+"""The Dagster resource for an object store: raw sources and published reports each get one."""
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from covid_pipeline.resources.embedded_postgres import default_home
+from covid_pipeline.resources.object_store import ObjectStore
+
+
+class StoreResource(ConfigurableResource):
+    """A folder or s3://bucket/prefix; empty means the folder `default_folder` under $COVID_HOME."""
+
+    location: str = Field(default="", description="local folder or s3://bucket/prefix")
+    default_folder: str = Field(default="raw", description="folder under $COVID_HOME when location is empty")
+
+    def store(self) -> ObjectStore:
+        return ObjectStore(self.location or str(default_home() / self.default_folder))

@@ -1,0 +1,100 @@
+"""Real components for the tests: an embedded PostgreSQL, moto's S3/ECS/SSM server, a loopback HTTP server.
+
+- `pg_server_url`: one embedded PostgreSQL server for the whole session.
+- `database_url`: a fresh, empty database on it for each test (migrations not yet run).
+- `moto_endpoint`: moto's standalone server over HTTP; sets AWS_ENDPOINT_URL and fake credentials.
+- `http_server`: serves a folder over loopback HTTP (with Range support), see `helpers.http`.
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory) -> str:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def database_url(pg_server_url) -> str:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = pg_server_url.replace("/postgres?", f"/{name}?")
+    yield url
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> str:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in _AWS_ENV}
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    yield endpoint
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+_AWS_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+)
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint) -> str:
+    import boto3
+
+    name = f"bucket-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    from covid_pipeline_tests.helpers.http import LoopbackServer
+
+    with LoopbackServer(tmp_path / "www") as server:
+        yield server
+
+
+@pytest.fixture
+def covid_home(tmp_path, monkeypatch) -> Path:
+    """Point local state ($COVID_HOME) at a temporary folder."""
+    home = tmp_path / "covid-home"
+    monkeypatch.setenv("COVID_HOME", str(home))
+    return home

@@ -1,0 +1,89 @@
+"""A loopback HTTP file server for download tests: ETag, Last-Modified, Range, and injected faults."""
+
+import hashlib
+import threading
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class LoopbackServer:
+    """Serves files of `root` on 127.0.0.1. Faults are set per test:
+
+    - `cut_after[name] = (n_bytes, times)`: close the connection after n bytes, `times` times.
+    - `ranges = False`: ignore Range requests (answer 200 with the whole file).
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.cut_after: dict[str, tuple[int, int]] = {}
+        self.ranges = True
+        self.requests: list[tuple[str, str, dict]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def url(self, name: str) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/{name}"
+
+    def publish(self, name: str, data: bytes) -> str:
+        (self.root / name).write_bytes(data)
+        return self.url(name)
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self._serve(body=False)
+
+            def do_GET(self):
+                self._serve(body=True)
+
+            def _serve(self, body: bool):
+                name = self.path.lstrip("/")
+                server.requests.append((self.command, name, dict(self.headers)))
+                path = server.root / name
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes()
+                etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+                start, status = 0, 200
+                wanted = self.headers.get("Range")
+                if wanted and server.ranges and self.headers.get("If-Range") in (None, etag):
+                    start, status = int(wanted.split("=")[1].split("-")[0]), 206
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", formatdate(path.stat().st_mtime, usegmt=True))
+                if server.ranges:
+                    self.send_header("Accept-Ranges", "bytes")
+                if status == 206:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.end_headers()
+                if not body:
+                    return
+                payload = data[start:]
+                cut, times = server.cut_after.get(name, (None, 0))
+                if cut is not None and times > 0:
+                    server.cut_after[name] = (cut, times - 1)
+                    self.wfile.write(payload[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(payload)
+
+        return Handler
