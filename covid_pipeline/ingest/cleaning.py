@@ -164,19 +164,32 @@ def _parse_slowly(chunk: Chunk) -> tuple[pa.Table, np.ndarray, list[Reject]]:
     columns: list[list[str | None]] = [[] for _ in range(N_FIELDS)]
     line_numbers, rejects = [], []
     previous_end = 0
+
+    def accept(row: list[str], index: int) -> None:
+        for values, value in zip(columns, row, strict=True):
+            values.append(value or None)
+        line_numbers.append(chunk.first_line + index)
+
+    def reject(row: list[str], index: int, raw: str) -> None:
+        reason = f"expected {N_FIELDS} fields, found {len(row)}"
+        rejects.append(Reject(chunk.first_line + index, None, reason, raw.rstrip("\r\n")))
+
     for row in reader:
         start, previous_end = previous_end, reader.line_num
         if not row or row == [""]:
             continue
-        if len(row) != N_FIELDS:
-            raw = "".join(physical[start:previous_end]).rstrip("\r\n")
-            rejects.append(
-                Reject(chunk.first_line + start, None, f"expected {N_FIELDS} fields, found {len(row)}", raw)
-            )
-            continue
-        for values, value in zip(columns, row, strict=True):
-            values.append(value or None)
-        line_numbers.append(chunk.first_line + start)
+        if len(row) == N_FIELDS:
+            accept(row, start)
+        elif previous_end - start == 1:
+            reject(row, start, physical[start])
+        else:
+            # A broken quote (e.g. a line cut short) swallowed the lines after it: read each on its own.
+            for index in range(start, previous_end):
+                alone = next(csv.reader([physical[index]]), [])
+                if len(alone) == N_FIELDS:
+                    accept(alone, index)
+                elif alone and alone != [""]:
+                    reject(alone, index, physical[index])
     table = pa.table(
         {name: pa.array(values, pa.string()) for name, values in zip(TARGET_NAMES, columns, strict=True)}
     )

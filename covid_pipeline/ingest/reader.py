@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.registry_format import SOURCE_NAMES
 
 CHUNK_BYTES = 8 * 1024 * 1024
+# No real record comes near this: past it, an unbalanced quote is a broken line, not a long field.
+MAX_RECORD_BYTES = 1024 * 1024
 
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
@@ -29,6 +32,12 @@ def open_csv_member(path: str | Path, member_suffix: str = ".csv") -> Iterator[t
     path = Path(path)
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as stream:
+            if stream.read(4) == b"PK\x03\x04":
+                raise SourceFormatError(
+                    f"{path.name}: the zip archive is truncated or corrupt (no central directory). "
+                    "The download was probably cut short: fetch it again (re-run raw_csv_s3)."
+                )
+            stream.seek(0)
             yield stream, path.name
         return
     try:
@@ -136,8 +145,10 @@ class Utf8Stream:
             text = chunk.data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line, column = position_of(chunk.data, exc.start)
+            field = csv_field_at(chunk.data, exc.start)
             raise SourceFormatError(
-                f"{self.name}, line {chunk.first_line + line - 1}, column {column}: byte "
+                f"{self.name}, line {chunk.first_line + line - 1}, column {column} (CSV field {field + 1}"
+                f"{', ' + SOURCE_NAMES[field] if field < len(SOURCE_NAMES) else ''}): byte "
                 f"0x{chunk.data[exc.start]:02x} is not valid UTF-8. The file is probably Latin-1/Windows-1252; "
                 "re-save it as UTF-8 (iconv -f latin1 -t utf-8) or fetch the official publication again."
             ) from exc
@@ -167,6 +178,18 @@ def looks_double_encoded(header: str) -> bool:
     return "Ã" in header and _undouble(header) != header
 
 
+def csv_field_at(data: bytes, offset: int) -> int:
+    """0-based index of the CSV field holding byte `offset` (separators inside quotes don't count)."""
+    line = data[data.rfind(b"\n", 0, offset) + 1 : offset]
+    fields, quoted = 0, False
+    for byte in line:
+        if byte == 0x22:
+            quoted = not quoted
+        elif byte == 0x2C and not quoted:
+            fields += 1
+    return fields
+
+
 def position_of(data: bytes, offset: int) -> tuple[int, int]:
     """1-based (line, column in characters) of byte `offset` within `data`."""
     line_start = data.rfind(b"\n", 0, offset) + 1
@@ -191,8 +214,10 @@ def iter_record_chunks(stream: Utf8Stream, chunk_bytes: int = CHUNK_BYTES) -> It
                 yield Chunk(data, next_line)
             return
         cut = _last_record_end(data)
+        if cut <= 0 and len(data) >= MAX_RECORD_BYTES:
+            cut = data.rfind(b"\n") + 1  # a stray quote: cut on lines, the cleaner re-reads them one by one
         if cut <= 0:
-            carry = data  # a single record longer than the block: read more
+            carry = data  # a record longer than the block: read more
             continue
         chunk, carry = data[:cut], data[cut:]
         yield Chunk(chunk, next_line)
