@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 from dagster import ConfigurableResource, get_dagster_logger
 from pydantic import Field
 
@@ -174,7 +175,10 @@ def _download(name: str, url: str, target: Path, retries: int, backoff: float, t
                         raise DownloadError(
                             f"{name}: {url} answered HTTP {response.status_code}. Check the {name} URL setting."
                         )
-                    for block in response.iter_content(BLOCK):
+                    if response.headers.get("Content-Encoding"):
+                        validator = None  # byte ranges of an encoded body do not match the file's
+                    # read1 hands over whatever has arrived, so a dropped connection keeps its bytes.
+                    while block := response.raw.read1(BLOCK, decode_content=True):
                         out.write(block)
                         digest.update(block)
                         received += len(block)
@@ -185,6 +189,7 @@ def _download(name: str, url: str, target: Path, retries: int, backoff: float, t
                 requests.ConnectionError,
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
+                urllib3.exceptions.HTTPError,
                 _Interrupted,
             ) as exc:
                 if attempt >= retries:
