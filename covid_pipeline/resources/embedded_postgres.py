@@ -41,5 +41,5 @@ def ensure_database(server_url: str, database: str) -> None:
     with psycopg.connect(server_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
-            with suppress(errors.DuplicateDatabase):  # another process may create it first
+            with suppress(errors.DuplicateDatabase, errors.UniqueViolation):  # another process was first
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
