@@ -125,14 +125,14 @@ def _materialize_reference(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
     raw_store: StoreResource,
-    source_name: str,
     table: str,
     fields: tuple[Field, ...],
 ) -> MaterializeResult:
+    """Rebuild `covid.<table>` from the raw store's georef source of the same name."""
     store = raw_store.store()
-    entry = current_source(store, source_name)
+    entry = current_source(store, table)
     rows = parse_georef(store.get_bytes(entry["key"]), entry["url"].rsplit("/", 1)[-1], fields)
-    if source_name == "departments":
+    if table == "departments":
         for row in rows:
             row["department_code"] = row["department_id"] % 1000
     duplicates = len(rows) - len({r[fields[0].target] for r in rows})
@@ -150,23 +150,15 @@ def _materialize_reference(
     )
 
 
-@asset(
-    deps=[raw_csv_s3],
-    group_name="reference",
-    kinds={"postgres"},
-    description="georef provinces: covid.provinces",
-)
-def provinces(context: AssetExecutionContext, warehouse: WarehouseResource, raw_store: StoreResource):
-    return _materialize_reference(context, warehouse, raw_store, "provinces", "provinces", PROVINCE_FIELDS)
+def reference_asset(table: str, fields: tuple[Field, ...], description: str):
+    """An asset that rebuilds `covid.<table>` from the georef source of the same name in the raw store."""
+
+    @asset(name=table, deps=[raw_csv_s3], group_name="reference", kinds={"postgres"}, description=description)
+    def _reference(context: AssetExecutionContext, warehouse: WarehouseResource, raw_store: StoreResource):
+        return _materialize_reference(context, warehouse, raw_store, table, fields)
+
+    return _reference
 
 
-@asset(
-    deps=[raw_csv_s3],
-    group_name="reference",
-    kinds={"postgres"},
-    description="georef departments: covid.departments",
-)
-def departments(context: AssetExecutionContext, warehouse: WarehouseResource, raw_store: StoreResource):
-    return _materialize_reference(
-        context, warehouse, raw_store, "departments", "departments", DEPARTMENT_FIELDS
-    )
+provinces = reference_asset("provinces", PROVINCE_FIELDS, "georef provinces: covid.provinces")
+departments = reference_asset("departments", DEPARTMENT_FIELDS, "georef departments: covid.departments")
