@@ -177,3 +177,14 @@ def test_latin1_is_refused_with_line_and_column(tmp_path):
     # the ñ of the header's edad_años_meses
     assert "latin1.csv, line 1, column 39 (CSV field 4, edad_años_meses)" in str(error.value)
     assert "Latin-1" in str(error.value)
+
+
+def test_commas_inside_quoted_values_are_not_separators():
+    with_comma = row(id_evento_caso="1", residencia_departamento_nombre="Coronel, Rosales")
+    # 24 fields whose quoted comma makes 24 commas in all: only Arrow's own count can tell
+    short_with_comma = format_line([row(residencia_departamento_nombre="a,b")[c] for c in SOURCE_NAMES][:-1])
+    result = clean_lines(with_comma, short_with_comma, row(id_evento_caso="3"), first_line=2)
+    assert result.table.column("case_id").to_pylist() == [1, 3]
+    assert result.table.column("residence_department").to_pylist()[0] == "Coronel, Rosales"
+    [reject] = result.rejects
+    assert (reject.line_number, reject.reason) == (3, "expected 25 fields, found 24")

@@ -21,7 +21,6 @@ from covid_pipeline.ingest.registry_format import REGISTRY_COLUMNS, SOURCE_NAMES
 N_FIELDS = len(REGISTRY_COLUMNS)
 NEWLINE, QUOTE, COMMA = ord("\n"), ord('"'), ord(",")
 
-DIGITS = r"^[0-9]+$"
 ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 FLAGS = {"SI": True, "NO": False}
 MONTHS_UNIT, YEARS_UNIT = "Meses", "Años"
@@ -84,40 +83,53 @@ class _Lines:
 
     def __init__(self, data: bytes):
         self.data = data
-        buffer = np.frombuffer(data, dtype=np.uint8)
+        self._buffer = buffer = np.frombuffer(data, dtype=np.uint8)
         self.ends = np.flatnonzero(buffer == NEWLINE)  # index of each line's newline
         self.starts = np.concatenate(([0], self.ends[:-1] + 1)).astype(np.int64)
-        is_quote = (buffer == QUOTE).view(np.uint8)
-        # Quote parity before each byte tells whether a comma is inside a quoted field.
-        inside = np.bitwise_xor.accumulate(is_quote)
-        separators = ((buffer == COMMA) & (inside == 0)).view(np.uint8)
-        # uint8 sums wrap at 256; parity survives, and no registry line has 255 separators.
-        self.quotes = (
-            np.add.reduceat(is_quote, self.starts, dtype=np.uint8) if len(self.starts) else np.array([])
-        )
-        self.fields = np.add.reduceat(separators, self.starts, dtype=np.uint8).astype(np.int64) + 1
+        # Sums in uint16 may wrap on absurd lines; only parity and "exactly 24" are read from them.
+        self.quotes = self._per_line(buffer == QUOTE)
         lengths = self.ends - self.starts
         carriage = np.zeros(len(lengths), dtype=bool)
         nonempty = lengths > 0
         carriage[nonempty] = buffer[self.ends[nonempty] - 1] == ord("\r")
         self.blank = (lengths - carriage) == 0
 
+    def _per_line(self, mask: np.ndarray) -> np.ndarray:
+        if not len(self.starts):
+            return np.zeros(0, dtype=np.uint16)
+        return np.add.reduceat(mask.view(np.uint8), self.starts, dtype=np.uint16)
+
     def has_multiline_records(self) -> bool:
         return bool(np.any(self.quotes % 2))
+
+    def field_counts(self) -> np.ndarray:
+        """Fields per line. Commas are counted as they come; only when a line's count is off are
+        the commas inside quoted fields worked out (Arrow re-checks every row it parses anyway)."""
+        commas = self._per_line(self._buffer == COMMA).astype(np.int64)
+        if np.all((commas == N_FIELDS - 1) | self.blank):
+            return commas + 1
+        # Quote parity before each byte tells whether a comma is inside a quoted field.
+        outside = np.bitwise_xor.accumulate((self._buffer == QUOTE).view(np.uint8)) == 0
+        return self._per_line((self._buffer == COMMA) & outside).astype(np.int64) + 1
 
     def text(self, index: int) -> str:
         raw = self.data[self.starts[index] : self.ends[index]]
         return raw.decode("utf-8", errors="replace").rstrip("\r")
 
 
+class _ArrowDisagrees(Exception):
+    """Arrow found a row with another field count than ours: the chunk needs the exact reader."""
+
+
 def _parse_fast(chunk: Chunk, lines: _Lines) -> tuple[pa.Table, np.ndarray, list[Reject]]:
     """Every record is one line: count fields with NumPy, parse the good lines with Arrow's CSV reader."""
-    wrong = ~lines.blank & (lines.fields != N_FIELDS)
+    fields = lines.field_counts()
+    wrong = ~lines.blank & (fields != N_FIELDS)
     rejects = [
         Reject(
             chunk.first_line + int(i),
             None,
-            f"expected {N_FIELDS} fields, found {int(lines.fields[i])}",
+            f"expected {N_FIELDS} fields, found {int(fields[i])}",
             lines.text(int(i)),
         )
         for i in np.flatnonzero(wrong)
@@ -129,7 +141,10 @@ def _parse_fast(chunk: Chunk, lines: _Lines) -> tuple[pa.Table, np.ndarray, list
             chunk.data[s : e + 1] for s, e in zip(lines.starts[keep], lines.ends[keep], strict=True)
         )
     line_numbers = chunk.first_line + np.flatnonzero(keep)
-    table = _read_strings(data)
+    try:
+        table = _read_strings(data)
+    except _ArrowDisagrees:
+        return _parse_slowly(chunk)
     if table.num_rows != len(line_numbers):
         # Quoting Arrow reads differently from our count (e.g. a stray quote): take the exact path.
         return _parse_slowly(chunk)
@@ -140,13 +155,13 @@ def _read_strings(data: bytes) -> pa.Table:
     if not data:
         return pa.table({name: pa.array([], pa.string()) for name in TARGET_NAMES})
 
-    def unexpected(row):  # the field count was checked already
-        raise SourceFormatError(f"unexpected CSV row: {row.text[:200]}")
+    def disagree(row):
+        raise _ArrowDisagrees(row.text[:200])
 
     return pacsv.read_csv(
         io.BytesIO(data),
         read_options=pacsv.ReadOptions(column_names=list(TARGET_NAMES), block_size=1 << 20),
-        parse_options=pacsv.ParseOptions(newlines_in_values=False, invalid_row_handler=unexpected),
+        parse_options=pacsv.ParseOptions(newlines_in_values=False, invalid_row_handler=disagree),
         convert_options=pacsv.ConvertOptions(
             column_types=dict.fromkeys(TARGET_NAMES, pa.string()),
             null_values=[""],
@@ -241,30 +256,19 @@ def _convert(kind: Kind, values: pa.Array) -> tuple[pa.Array, np.ndarray | None]
         return values, None
     present = pc.is_valid(values)
     if kind in (Kind.ID, Kind.INT):
-        ok = pc.and_(
-            pc.match_substring_regex(values, DIGITS),
-            pc.less_equal(pc.utf8_length(values), MAX_DIGITS[kind]),
-        )
+        # ASCII digits only ("0x10" and "-5" would pass Arrow's cast), and short enough to fit.
+        ok = pc.and_(pc.ascii_is_decimal(values), pc.less_equal(pc.utf8_length(values), MAX_DIGITS[kind]))
         bad = pc.and_kleene(present, pc.invert(ok))
         if kind is Kind.ID:
             bad = pc.or_kleene(bad, pc.invert(present))
         safe = pc.if_else(pc.fill_null(bad, False), pa.scalar(None, pa.string()), values)
         return pc.cast(safe, pa.int64() if kind is Kind.ID else pa.int32()), _mask(bad)
     if kind is Kind.DATE:
-        shaped = pc.match_substring_regex(values, ISO_DATE)
-        stamps = pc.strptime(
-            pc.if_else(shaped, values, pa.scalar(None, pa.string())),
-            format="%Y-%m-%d",
-            unit="s",
-            error_is_null=True,
-        )
-        # Arrow rolls 2020-02-30 over to 2020-03-01: a date is real only if it prints back the same.
-        real = pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), values)
-        bad = pc.and_kleene(present, pc.invert(pc.fill_null(real, False)))
-        converted = pc.cast(
-            pc.if_else(pc.fill_null(real, False), stamps, pa.scalar(None, stamps.type)), pa.date32()
-        )
-        return converted, _mask(bad)
+        try:
+            # Arrow's cast is strict (YYYY-MM-DD, real calendar dates) and fast: a chunk of good dates.
+            return pc.cast(values, pa.date32()), None
+        except pa.ArrowInvalid:
+            return _dates_row_by_row(values, present)
     if kind is Kind.FLAG:
         converted = pc.equal(values, "SI")
         known = pc.is_in(values, value_set=pa.array(list(FLAGS)))
@@ -274,6 +278,21 @@ def _convert(kind: Kind, values: pa.Array) -> tuple[pa.Array, np.ndarray | None]
         known = pc.is_in(values, value_set=pa.array([YEARS_UNIT, MONTHS_UNIT]))
         return values, _mask(pc.and_kleene(present, pc.invert(known)))
     raise AssertionError(kind)
+
+
+def _dates_row_by_row(values: pa.Array, present: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Which dates are bad, for a chunk that has some: a date is real only if it prints back the same."""
+    shaped = pc.match_substring_regex(values, ISO_DATE)
+    stamps = pc.strptime(
+        pc.if_else(shaped, values, pa.scalar(None, pa.string())),
+        format="%Y-%m-%d",
+        unit="s",
+        error_is_null=True,
+    )
+    # strptime rolls 2020-02-30 over to 2020-03-01: the round trip catches it.
+    real = pc.fill_null(pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), values), False)
+    bad = pc.and_kleene(present, pc.invert(real))
+    return pc.cast(pc.if_else(real, stamps, pa.scalar(None, stamps.type)), pa.date32()), _mask(bad)
 
 
 def _age_in_years(age: pa.Array, unit: pa.Array) -> pa.Array:
