@@ -217,7 +217,7 @@ def _type_columns(
     typed: dict[str, pa.Array] = {}
     reason = np.full(table.num_rows, None, dtype=object)  # first problem found in each row
     for column in REGISTRY_COLUMNS:
-        values = table.column(column.target).combine_chunks()
+        values = table.column(column.target)
         converted, bad = _convert(column.kind, values)
         typed[column.target] = converted
         if bad is not None:
@@ -250,37 +250,62 @@ def _describe(column, value) -> str:
     return f"{column.source}: expected {expected}, found {shown}"
 
 
-def _convert(kind: Kind, values: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
-    """The typed column and a mask of rows whose value does not fit (None when all fit)."""
+def _convert(kind: Kind, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray | None]:
+    """The typed column and a mask of rows whose value does not fit (None when all fit).
+
+    Each kind tries the whole column at once first (the usual case: every value is good) and
+    works out which rows are bad only when that fails.
+    """
     if kind is Kind.TEXT:
         return values, None
-    present = pc.is_valid(values)
     if kind in (Kind.ID, Kind.INT):
-        # ASCII digits only ("0x10" and "-5" would pass Arrow's cast), and short enough to fit.
-        ok = pc.and_(pc.ascii_is_decimal(values), pc.less_equal(pc.utf8_length(values), MAX_DIGITS[kind]))
-        bad = pc.and_kleene(present, pc.invert(ok))
-        if kind is Kind.ID:
-            bad = pc.or_kleene(bad, pc.invert(present))
-        safe = pc.if_else(pc.fill_null(bad, False), pa.scalar(None, pa.string()), values)
-        return pc.cast(safe, pa.int64() if kind is Kind.ID else pa.int32()), _mask(bad)
+        return _integers(
+            values, pa.int64() if kind is Kind.ID else pa.int32(), MAX_DIGITS[kind], kind is Kind.ID
+        )
     if kind is Kind.DATE:
         try:
-            # Arrow's cast is strict (YYYY-MM-DD, real calendar dates) and fast: a chunk of good dates.
+            # Arrow's cast is strict (YYYY-MM-DD, real calendar dates) and fast.
             return pc.cast(values, pa.date32()), None
         except pa.ArrowInvalid:
-            return _dates_row_by_row(values, present)
+            return _dates_row_by_row(values)
     if kind is Kind.FLAG:
-        converted = pc.equal(values, "SI")
         known = pc.is_in(values, value_set=pa.array(list(FLAGS)))
-        bad = pc.and_kleene(present, pc.invert(known))
-        return pc.if_else(pc.fill_null(known, False), converted, pa.scalar(None, pa.bool_())), _mask(bad)
+        converted = pc.equal(values, "SI")
+        if pc.all(known).as_py() is not False:
+            return converted, None
+        return pc.if_else(pc.fill_null(known, False), converted, pa.scalar(None, pa.bool_())), _bad(
+            values, known
+        )
     if kind is Kind.AGE_UNIT:
         known = pc.is_in(values, value_set=pa.array([YEARS_UNIT, MONTHS_UNIT]))
-        return values, _mask(pc.and_kleene(present, pc.invert(known)))
+        return values, None if pc.all(known).as_py() is not False else _bad(values, known)
     raise AssertionError(kind)
 
 
-def _dates_row_by_row(values: pa.Array, present: pa.Array) -> tuple[pa.Array, np.ndarray]:
+def _integers(values, type_: pa.DataType, max_digits: int, required: bool):
+    # ASCII digits only: Arrow's cast alone would take "0x10" and "-5".
+    digits = pc.ascii_is_decimal(values)
+    if pc.all(digits).as_py() is not False and not (required and values.null_count):
+        try:
+            return pc.cast(values, type_), None
+        except pa.ArrowInvalid:
+            pass  # too large for the column: find which rows below
+    ok = pc.and_(digits, pc.less_equal(pc.utf8_length(values), max_digits))
+    bad = _bad(values, ok, required)
+    safe = pc.if_else(pa.array(bad), pa.scalar(None, pa.string()), values)
+    return pc.cast(safe, type_), bad
+
+
+def _bad(values, ok, required: bool = False) -> np.ndarray:
+    """Rows whose value is present but not ok (or missing, when the column is required)."""
+    present = pc.is_valid(values)
+    bad = pc.and_kleene(present, pc.invert(pc.fill_null(ok, False)))
+    if required:
+        bad = pc.or_(bad, pc.invert(present))
+    return _mask(bad)
+
+
+def _dates_row_by_row(values) -> tuple[pa.ChunkedArray, np.ndarray]:
     """Which dates are bad, for a chunk that has some: a date is real only if it prints back the same."""
     shaped = pc.match_substring_regex(values, ISO_DATE)
     stamps = pc.strptime(
@@ -291,8 +316,7 @@ def _dates_row_by_row(values: pa.Array, present: pa.Array) -> tuple[pa.Array, np
     )
     # strptime rolls 2020-02-30 over to 2020-03-01: the round trip catches it.
     real = pc.fill_null(pc.equal(pc.strftime(stamps, format="%Y-%m-%d"), values), False)
-    bad = pc.and_kleene(present, pc.invert(real))
-    return pc.cast(pc.if_else(real, stamps, pa.scalar(None, stamps.type)), pa.date32()), _mask(bad)
+    return pc.cast(pc.if_else(real, stamps, pa.scalar(None, stamps.type)), pa.date32()), _bad(values, real)
 
 
 def _age_in_years(age: pa.Array, unit: pa.Array) -> pa.Array:

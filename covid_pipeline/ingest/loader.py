@@ -215,15 +215,17 @@ def _as_csv(table: pa.Table) -> bytes:
 
 
 def _finish_table(conn, duplicate_ids: list[int]) -> None:
+    table = sql.Identifier(SCHEMA, INCOMING)
+    if duplicate_ids:
+        conn.execute(_sql("cases_dedup.sql", table=table), {"duplicate_ids": duplicate_ids})
     # A client-side cursor: the file holds several statements, which server-side binding refuses.
     psycopg.ClientCursor(conn).execute(
         _sql(
-            "cases_finish.sql",
-            table=sql.Identifier(SCHEMA, INCOMING),
+            "cases_keys.sql",
+            table=table,
             pkey=sql.Identifier(f"{INCOMING}_pkey"),
             opened_index=sql.Identifier(f"{INCOMING}_opened_date_idx"),
-        ),
-        {"duplicate_ids": duplicate_ids},
+        )
     )
 
 
