@@ -2,20 +2,23 @@
 
 from dagster import (
     AssetExecutionContext,
+    Backoff,
     Config,
-    Failure,
     MaterializeResult,
     MetadataValue,
+    RetryPolicy,
     TableColumn,
     TableSchema,
     asset,
 )
 from pydantic import Field
 
+from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.raw import current_source, raw_csv_s3
-from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.gate import LoadLimits
 from covid_pipeline.ingest.loader import LoadReport, load_cases
 from covid_pipeline.ingest.registry_format import REGISTRY_COLUMNS, Kind
+from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource
 
@@ -46,33 +49,35 @@ class CasesLoadConfig(Config):
     group_name="cases",
     kinds={"postgres"},
     description="covid.cases: one typed row per id_evento_caso; rejected rows in covid.rejected_cases.",
+    # A lost database connection is worth another try; bad input is not (failures_for_people).
+    retry_policy=RetryPolicy(max_retries=2, delay=15, backoff=Backoff.EXPONENTIAL),
 )
 def cleaned_cases(
     context: AssetExecutionContext,
     config: CasesLoadConfig,
     warehouse: WarehouseResource,
     raw_store: StoreResource,
+    quality: QualityResource,
 ) -> MaterializeResult:
     store = raw_store.store()
-    entry = current_source(store, "cases")
-    try:
-        with store.local_copy(entry["key"]) as path:
-            report = load_cases(
-                warehouse.url,
-                path,
-                source_sha256=entry["sha256"],
-                source_url=entry["url"],
-                run_id=context.run_id,
-                force=config.force,
-                log=context.log.info,
-            )
-    except SourceFormatError as exc:
-        # The message is for the person fixing the input: no traceback, nothing was replaced.
-        raise Failure(
-            description=f"{exc}\n\ncovid.cases was left as it was (source: {entry['url']}).",
-            metadata={"source_sha256": entry["sha256"], "source_url": entry["url"]},
-            allow_retries=False,
-        ) from None
+    with failures_for_people("covid.cases was left as it was."):
+        entry = current_source(store, "cases")
+    limits = LoadLimits(max_rejected_share=quality.max_rejected_share, max_row_drop=quality.max_row_drop)
+    kept = f"covid.cases was left as it was (source: {entry['url']})."
+    with (
+        failures_for_people(kept, source_sha256=entry["sha256"], source_url=entry["url"]),
+        store.local_copy(entry["key"]) as path,
+    ):
+        report = load_cases(
+            warehouse.url,
+            path,
+            source_sha256=entry["sha256"],
+            source_url=entry["url"],
+            run_id=context.run_id,
+            force=config.force,
+            limits=limits,
+            log=context.log.info,
+        )
     if report.skipped_unchanged:
         context.log.info("the registry has not changed since the last load: covid.cases left as it is")
     return MaterializeResult(metadata=_metadata(report, entry))

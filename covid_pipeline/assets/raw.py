@@ -10,15 +10,12 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from covid_pipeline.assets.failures import RawSourceMissing, failures_for_people
 from covid_pipeline.resources.object_store import ObjectStore
 from covid_pipeline.resources.sources import SOURCE_NAMES, SourcesResource
 from covid_pipeline.resources.stores import StoreResource
 
 MANIFEST = "manifest.json"
-
-
-class RawSourceMissing(RuntimeError):
-    pass
 
 
 def current_source(store: ObjectStore, name: str) -> dict:
@@ -42,7 +39,8 @@ def raw_csv_s3(
     store = raw_store.store()
     manifest = store.get_json(MANIFEST) if store.exists(MANIFEST) else {}
     metadata = {"raw_store": MetadataValue.text(store.location)}
-    with tempfile.TemporaryDirectory(prefix="covid-raw-") as folder:
+    kept = f"The raw store ({store.location}) and its manifest were left as they were."
+    with tempfile.TemporaryDirectory(prefix="covid-raw-") as folder, failures_for_people(kept):
         for name in SOURCE_NAMES:
             fetched = sources.fetch(name, Path(folder))
             key = f"{name}/{fetched.sha256}{fetched.extension}"

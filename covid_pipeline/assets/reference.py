@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 from psycopg import sql
 
+from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.raw import current_source, raw_csv_s3
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.reader import looks_double_encoded, position_of, repair_double_encoding
@@ -130,14 +131,15 @@ def _materialize_reference(
 ) -> MaterializeResult:
     """Rebuild `covid.<table>` from the raw store's georef source of the same name."""
     store = raw_store.store()
-    entry = current_source(store, table)
-    rows = parse_georef(store.get_bytes(entry["key"]), entry["url"].rsplit("/", 1)[-1], fields)
+    with failures_for_people(f"covid.{table} was left as it was."):
+        entry = current_source(store, table)
+        rows = parse_georef(store.get_bytes(entry["key"]), entry["url"].rsplit("/", 1)[-1], fields)
+        duplicates = len(rows) - len({r[fields[0].target] for r in rows})
+        if duplicates:
+            raise SourceFormatError(f"{entry['url']}: {duplicates} duplicated id(s); georef ids are unique")
     if table == "departments":
         for row in rows:
             row["department_code"] = row["department_id"] % 1000
-    duplicates = len(rows) - len({r[fields[0].target] for r in rows})
-    if duplicates:
-        raise SourceFormatError(f"{entry['url']}: {duplicates} duplicated id(s); georef ids are unique")
     with warehouse.connect() as conn:
         replace_table(conn, table, f"{table}_table.sql", rows)
     context.log.info(f"covid.{table}: {len(rows)} rows from {entry['uri']}")

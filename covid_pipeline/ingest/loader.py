@@ -25,6 +25,7 @@ from psycopg import sql
 
 from covid_pipeline.ingest.cleaning import CleanChunk, Reject, check_header, clean_chunk
 from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.gate import NO_LIMITS, LoadLimits, enforce
 from covid_pipeline.ingest.reader import (
     CHUNK_BYTES,
     Chunk,
@@ -60,13 +61,19 @@ class LoadReport:
         return self.rows_read / self.seconds if self.seconds else 0.0
 
 
+def latest_load(conn: psycopg.Connection) -> tuple[int, str, int] | None:
+    """(load_id, source_sha256, rows_loaded) of the load the current `covid.cases` came from."""
+    if conn.execute("SELECT to_regclass('covid.cases') IS NULL").fetchone()[0]:
+        return None
+    return conn.execute(
+        "SELECT load_id, source_sha256, rows_loaded FROM covid.loads ORDER BY load_id DESC LIMIT 1"
+    ).fetchone()
+
+
 def previous_load_of(conn: psycopg.Connection, sha256: str) -> int | None:
     """The load id if the current `covid.cases` came from a file with this sha256."""
-    row = conn.execute(
-        "SELECT load_id, source_sha256 FROM covid.loads ORDER BY load_id DESC LIMIT 1"
-    ).fetchone()
-    exists = conn.execute("SELECT to_regclass('covid.cases') IS NOT NULL").fetchone()[0]
-    return row[0] if row and row[1] == sha256 and exists else None
+    latest = latest_load(conn)
+    return latest[0] if latest and latest[1] == sha256 else None
 
 
 def load_cases(
@@ -77,10 +84,14 @@ def load_cases(
     source_url: str = "",
     run_id: str = "",
     force: bool = False,
+    limits: LoadLimits = NO_LIMITS,
     chunk_bytes: int = CHUNK_BYTES,
     log: Callable[[str], None] = lambda message: None,
 ) -> LoadReport:
-    """Load one registry file (zip or csv) and make it the current `covid.cases`."""
+    """Load one registry file (zip or csv) and make it the current `covid.cases`.
+
+    Raises SourceFormatError (LoadRefused when `limits` are passed) with `covid.cases` untouched.
+    """
     started = time.time()
     with psycopg.connect(url) as conn:
         # One load at a time: a second one waits here instead of colliding on the loading table.
@@ -97,6 +108,8 @@ def load_cases(
             duplicates = _copy_records(
                 conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log
             )
+            latest = latest_load(conn)
+            enforce(limits, report, latest[2] if latest else None)
             _finish_table(conn, duplicates)
             swap_in(conn, SCHEMA, INCOMING, TABLE)
             spool.seek(0)
