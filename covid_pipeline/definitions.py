@@ -6,12 +6,16 @@ local defaults (embedded PostgreSQL, folders under $COVID_HOME, the official sou
 
 import os
 
-from dagster import AssetSelection, Definitions, EnvVar, ScheduleDefinition, define_asset_job
+from dagster import Definitions, EnvVar
 
 from covid_pipeline.assets.aggregates import daily_aggregates
 from covid_pipeline.assets.cases import cleaned_cases
 from covid_pipeline.assets.raw import raw_csv_s3
 from covid_pipeline.assets.reference import departments, provinces
+from covid_pipeline.automation import daily_refresh, new_publication, refresh_everything
+from covid_pipeline.checks.aggregates import aggregates_checks
+from covid_pipeline.checks.cases import cases_checks
+from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.sources import (
     OFFICIAL_CASES_URL,
     OFFICIAL_DEPARTMENTS_URL,
@@ -38,27 +42,17 @@ resources = {
         provinces_url=setting("COVID_PROVINCES_URL", OFFICIAL_PROVINCES_URL),
         departments_url=setting("COVID_DEPARTMENTS_URL", OFFICIAL_DEPARTMENTS_URL),
     ),
+    "quality": QualityResource.from_env(),
 }
 
 all_assets = [raw_csv_s3, provinces, departments, cleaned_cases, daily_aggregates]
-
-refresh_everything = define_asset_job(
-    "refresh_everything",
-    selection=AssetSelection.all(),
-    description="Fetch the sources and rebuild every table.",
-)
-
-daily_refresh = ScheduleDefinition(
-    name="daily_refresh",
-    job=refresh_everything,
-    cron_schedule="0 7 * * *",
-    execution_timezone="America/Argentina/Buenos_Aires",
-    description="Every morning, after the Ministry's overnight publication.",
-)
+all_checks = [*cases_checks, *aggregates_checks]
 
 defs = Definitions(
     assets=all_assets,
+    asset_checks=all_checks,
     jobs=[refresh_everything],
     schedules=[daily_refresh],
+    sensors=[new_publication],
     resources=resources,
 )

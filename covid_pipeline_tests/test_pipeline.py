@@ -11,8 +11,9 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from covid_pipeline.cli import SAMPLE, sample_sources
-from covid_pipeline.definitions import all_assets, defs
+from covid_pipeline.definitions import all_assets, all_checks, defs
 from covid_pipeline.ingest.registry_format import SOURCE_NAMES
+from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.sources import SourcesResource
 from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource
@@ -20,8 +21,9 @@ from covid_pipeline_tests.conftest import REAL_DATA
 from covid_pipeline_tests.helpers.registry import count_independently, row, write_registry
 
 
-def run_graph(database_url, raw_location, cases_url, provinces_url, departments_url, **kwargs):
+def run_graph(database_url, raw_location, cases_url, provinces_url, departments_url, quality=None, **kwargs):
     resources = {
+        "quality": quality or QualityResource(),
         "warehouse": WarehouseResource(database_url=database_url),
         "raw_store": StoreResource(location=str(raw_location)),
         "reports_store": StoreResource(location=str(raw_location) + "-reports"),
@@ -32,7 +34,9 @@ def run_graph(database_url, raw_location, cases_url, provinces_url, departments_
             backoff_seconds=0.01,
         ),
     }
-    return materialize(all_assets, resources=resources, instance=DagsterInstance.ephemeral(), **kwargs)
+    return materialize(
+        [*all_assets, *all_checks], resources=resources, instance=DagsterInstance.ephemeral(), **kwargs
+    )
 
 
 def metadata_of(result, asset_name):

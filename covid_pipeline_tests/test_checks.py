@@ -1,0 +1,167 @@
+"""Asset checks and the load's gate: figures checked against the input, failures that stop what follows."""
+
+import csv
+import zipfile
+
+import psycopg
+import pytest
+
+from covid_pipeline.cli import sample_sources
+from covid_pipeline.ingest.gate import LoadLimits, LoadRefused
+from covid_pipeline.ingest.loader import load_cases
+from covid_pipeline.resources.quality import QualityResource
+from covid_pipeline.resources.warehouse import migrate
+from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, row, write_registry
+from covid_pipeline_tests.test_pipeline import metadata_of, query, run_graph
+
+SAMPLE = sample_sources()
+
+
+def checks_of(result) -> dict:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def materialized(result) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def run_on(database_url, tmp_path, cases_path, **kwargs):
+    return run_graph(
+        database_url,
+        tmp_path / "raw",
+        str(cases_path),
+        SAMPLE["COVID_PROVINCES_URL"],
+        SAMPLE["COVID_DEPARTMENTS_URL"],
+        **kwargs,
+    )
+
+
+def test_every_check_passes_on_the_bundled_sample_with_figures_from_the_files(database_url, tmp_path):
+    result = run_on(database_url, tmp_path, SAMPLE["COVID_CASES_URL"])
+    assert result.success
+    checks = checks_of(result)
+    assert set(checks) == {
+        "case_ids_unique",
+        "row_count_kept",
+        "rejected_share_under_limit",
+        "dates_in_range",
+        "codes_known_to_georef",
+        "totals_match_cases",
+    }
+    assert all(c.passed for c in checks.values())
+    # the department join, counted with the csv module from the registry and georef files themselves
+    with zipfile.ZipFile(SAMPLE["COVID_CASES_URL"]) as archive:
+        cases = list(csv.DictReader(archive.read("Covid19Casos.csv").decode().splitlines()))
+    with open(SAMPLE["COVID_DEPARTMENTS_URL"], encoding="utf-8") as handle:
+        georef = {int(r["id"]) for r in csv.DictReader(handle)}
+    specified = [
+        r for r in cases if r["residencia_provincia_id"] != "99" and r["residencia_departamento_id"] != "0"
+    ]
+    unmatched = [
+        r
+        for r in specified
+        if int(r["residencia_provincia_id"]) * 1000 + int(r["residencia_departamento_id"]) not in georef
+    ]
+    codes = {k: v.value for k, v in checks["codes_known_to_georef"].metadata.items()}
+    assert codes["department_unmatched"] == len(unmatched) > 100  # CABA's comunas, at least
+    assert codes["department_unspecified"] == len(cases) - len(specified)
+    assert codes["province_unknown"] == 0
+    assert codes["province_unspecified"] == sum(r["residencia_provincia_id"] == "99" for r in cases)
+    assert "COMUNA" in codes["most_frequent_unmatched_departments"]
+    dates = {k: v.value for k, v in checks["dates_in_range"].metadata.items()}
+    assert dates["range"] == "2020-01-01 .. 2020-11-23" and dates["outside_range"] == 0
+
+
+def test_dates_outside_the_range_warn_without_stopping_the_graph(database_url, tmp_path):
+    rows = [row(id_evento_caso=str(i)) for i in range(1, 101)]
+    rows[0]["fecha_fallecimiento"] = "2031-01-01"  # after the file's ultima_actualizacion
+    rows[1]["fecha_inicio_sintomas"] = "2019-12-30"  # before the epidemic
+    result = run_on(database_url, tmp_path, write_registry(tmp_path / "Covid19Casos.zip", rows))
+    assert result.success
+    check = checks_of(result)["dates_in_range"]
+    assert not check.passed and check.severity.value == "WARN"
+    assert check.metadata["outside_range"].value == 2
+    assert "| fecha_fallecimiento | 1 | 1 |" in check.metadata["by_column"].value.replace(",", "")
+    assert "daily_aggregates" in materialized(result)
+
+
+def test_an_unknown_province_code_is_reported(database_url, tmp_path):
+    rows = [row(id_evento_caso=str(i)) for i in range(1, 11)]
+    rows[3]["residencia_provincia_id"] = "55"
+    result = run_on(database_url, tmp_path, write_registry(tmp_path / "Covid19Casos.zip", rows))
+    check = checks_of(result)["codes_known_to_georef"]
+    assert not check.passed
+    assert check.metadata["province_unknown"].value == 1
+    assert check.metadata["unknown_province_share"].value == pytest.approx(0.1)
+
+
+def test_a_failed_blocking_check_keeps_daily_aggregates_from_being_rebuilt(database_url, tmp_path):
+    assert run_on(database_url, tmp_path, SAMPLE["COVID_CASES_URL"]).success
+    [(before,)] = query(database_url, "SELECT sum(notified) FROM covid.daily_aggregates")
+    with psycopg.connect(database_url) as conn:  # someone edits the table behind the pipeline's back
+        conn.execute("DELETE FROM covid.cases WHERE case_id % 10 = 0")
+    again = run_on(database_url, tmp_path, SAMPLE["COVID_CASES_URL"], raise_on_error=False)
+    check = checks_of(again)["row_count_kept"]
+    assert not check.passed
+    assert check.metadata["rows_recorded_by_load"].value - check.metadata["rows"].value > 900
+    assert metadata_of(again, "cleaned_cases")["unchanged_source"] is True
+    assert "daily_aggregates" not in materialized(again)
+    assert query(database_url, "SELECT sum(notified) FROM covid.daily_aggregates") == [(before,)]
+
+
+@pytest.fixture
+def warehouse_url(database_url) -> str:
+    migrate(database_url)
+    return database_url
+
+
+def test_the_gate_refuses_a_file_with_too_many_rejected_rows(warehouse_url, tmp_path):
+    load_cases(warehouse_url, REAL_SAMPLE, source_sha256="good")
+    rows = [row(id_evento_caso=str(i)) for i in range(1, 201)]
+    for bad in rows[::10]:
+        bad["fecha_apertura"] = "23/11/2020"  # a date format the registry never used
+    path = write_registry(tmp_path / "Covid19Casos.zip", rows)
+    with pytest.raises(LoadRefused, match=r"20 of 200 rows \(10.0%\).*line 2, fecha_apertura"):
+        load_cases(warehouse_url, path, source_sha256="bad", limits=LoadLimits(max_rejected_share=0.05))
+    assert query(warehouse_url, "SELECT count(*), count(DISTINCT source_line) FROM covid.cases") == [
+        (10_075, 10_075)
+    ]
+    assert query(warehouse_url, "SELECT count(*) FROM covid.loads") == [(1,)]
+    # under a looser limit the same file loads, its rejects kept for inspection
+    report = load_cases(warehouse_url, path, source_sha256="bad", limits=LoadLimits(max_rejected_share=0.2))
+    assert (report.rows_loaded, report.rows_rejected) == (180, 20)
+
+
+def test_the_gate_refuses_a_registry_that_shrank(warehouse_url, tmp_path):
+    load_cases(warehouse_url, REAL_SAMPLE, source_sha256="full")
+    truncated = write_registry(
+        tmp_path / "Covid19Casos.zip", [row(id_evento_caso=str(i)) for i in range(1, 9001)]
+    )
+    with pytest.raises(LoadRefused, match=r"9,000 cases, 10.7% fewer than the 10,075 .*COVID_MAX_ROW_DROP"):
+        load_cases(warehouse_url, truncated, source_sha256="cut", limits=LoadLimits(max_row_drop=0.1))
+    assert query(warehouse_url, "SELECT count(*) FROM covid.cases") == [(10_075,)]
+    load_cases(warehouse_url, truncated, source_sha256="cut", limits=LoadLimits(max_row_drop=0.2))
+    assert query(warehouse_url, "SELECT count(*) FROM covid.cases") == [(9_000,)]
+
+
+def test_a_refused_load_fails_the_run_with_a_message_not_a_traceback(database_url, tmp_path):
+    assert run_on(database_url, tmp_path, SAMPLE["COVID_CASES_URL"]).success
+    half = write_registry(
+        tmp_path / "half" / "Covid19Casos.zip", [row(id_evento_caso=str(i)) for i in range(1, 5001)]
+    )
+    result = run_on(database_url, tmp_path, half, raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "cleaned_cases"
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("Covid19Casos.zip!Covid19Casos.csv: 5,000 cases, 50.4% fewer than the 10,075")
+    assert "covid.cases was left as it was" in description
+    assert query(database_url, "SELECT count(*) FROM covid.cases") == [(10_075,)]
+
+
+def test_thresholds_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("COVID_MAX_ROW_DROP", "0.5")
+    monkeypatch.setenv("COVID_EARLIEST_DATE", "2019-12-01")
+    quality = QualityResource.from_env()
+    assert (quality.max_row_drop, quality.earliest_date) == (0.5, "2019-12-01")
+    assert quality.max_rejected_share == QualityResource().max_rejected_share
