@@ -14,7 +14,7 @@ from dagster import (
 from pydantic import Field
 
 from covid_pipeline.assets.failures import failures_for_people
-from covid_pipeline.assets.raw import current_source, raw_csv_s3
+from covid_pipeline.assets.raw import current_source, published_name, raw_csv_s3
 from covid_pipeline.ingest.gate import LoadLimits
 from covid_pipeline.ingest.loader import LoadReport, load_cases
 from covid_pipeline.ingest.registry_format import REGISTRY_COLUMNS, Kind
@@ -73,6 +73,7 @@ def cleaned_cases(
             path,
             source_sha256=entry["sha256"],
             source_url=entry["url"],
+            file_name=published_name(entry["url"]),
             run_id=context.run_id,
             force=config.force,
             limits=limits,

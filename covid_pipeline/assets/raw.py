@@ -5,6 +5,7 @@ The store keeps `<source>/<sha256><ext>` (identical content is never stored twic
 """
 
 import tempfile
+import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,11 @@ def current_source(store: ObjectStore, name: str) -> dict:
     if name not in manifest:
         raise RawSourceMissing(f"{store.uri(MANIFEST)} has no '{name}' entry: materialize raw_csv_s3 again")
     return manifest[name]
+
+
+def published_name(url: str) -> str:
+    """The file name a source is published under (the raw store keeps it under its sha256)."""
+    return Path(urllib.parse.urlparse(url).path).name or url
 
 
 @asset(

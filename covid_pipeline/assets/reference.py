@@ -13,7 +13,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from psycopg import sql
 
 from covid_pipeline.assets.failures import failures_for_people
-from covid_pipeline.assets.raw import current_source, raw_csv_s3
+from covid_pipeline.assets.raw import current_source, published_name, raw_csv_s3
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.reader import looks_double_encoded, position_of, repair_double_encoding
 from covid_pipeline.resources.stores import StoreResource
@@ -133,7 +133,7 @@ def _materialize_reference(
     store = raw_store.store()
     with failures_for_people(f"covid.{table} was left as it was."):
         entry = current_source(store, table)
-        rows = parse_georef(store.get_bytes(entry["key"]), entry["url"].rsplit("/", 1)[-1], fields)
+        rows = parse_georef(store.get_bytes(entry["key"]), published_name(entry["url"]), fields)
         duplicates = len(rows) - len({r[fields[0].target] for r in rows})
         if duplicates:
             raise SourceFormatError(f"{entry['url']}: {duplicates} duplicated id(s); georef ids are unique")

@@ -82,6 +82,7 @@ def load_cases(
     *,
     source_sha256: str,
     source_url: str = "",
+    file_name: str | None = None,
     run_id: str = "",
     force: bool = False,
     limits: LoadLimits = NO_LIMITS,
@@ -103,7 +104,10 @@ def load_cases(
         conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, INCOMING)))
         conn.execute(_sql("cases_table.sql", table=sql.Identifier(SCHEMA, INCOMING)))
-        with open_csv_member(source) as (raw, name), tempfile.TemporaryFile("w+", newline="") as spool:
+        with (
+            open_csv_member(source, file_name=file_name) as (raw, name),
+            tempfile.TemporaryFile("w+", newline="") as spool,
+        ):
             report = LoadReport(name, source_sha256)
             duplicates = _copy_records(
                 conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log

@@ -24,26 +24,30 @@ UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 @contextmanager
-def open_csv_member(path: str | Path, member_suffix: str = ".csv") -> Iterator[tuple[BinaryIO, str]]:
+def open_csv_member(
+    path: str | Path, member_suffix: str = ".csv", file_name: str | None = None
+) -> Iterator[tuple[BinaryIO, str]]:
     """Open a .csv, or the CSV inside a .zip, as a binary stream (decompressed as it is read).
 
-    Yields the stream and a display name such as ``Covid19Casos.zip!Covid19Casos.csv``.
+    Yields the stream and a display name such as ``Covid19Casos.zip!Covid19Casos.csv``, built on
+    `file_name` (the name the user knows, e.g. the published one) or else the path's own name.
     """
     path = Path(path)
+    name = file_name or path.name
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as stream:
             if stream.read(4) == b"PK\x03\x04":
                 raise SourceFormatError(
-                    f"{path.name}: the zip archive is truncated or corrupt (no central directory). "
+                    f"{name}: the zip archive is truncated or corrupt (no central directory). "
                     "The download was probably cut short: fetch it again (re-run raw_csv_s3)."
                 )
             stream.seek(0)
-            yield stream, path.name
+            yield stream, name
         return
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise SourceFormatError(f"{path.name}: not a readable zip archive ({exc})") from exc
+        raise SourceFormatError(f"{name}: not a readable zip archive ({exc})") from exc
     with archive:
         members = [
             m for m in archive.infolist() if m.filename.lower().endswith(member_suffix) and not m.is_dir()
@@ -51,12 +55,12 @@ def open_csv_member(path: str | Path, member_suffix: str = ".csv") -> Iterator[t
         if len(members) != 1:
             names = ", ".join(m.filename for m in archive.infolist()) or "nothing"
             raise SourceFormatError(
-                f"{path.name}: expected exactly one {member_suffix} file inside the zip, found: {names}"
+                f"{name}: expected exactly one {member_suffix} file inside the zip, found: {names}"
             )
         with archive.open(members[0]) as stream:
             yield (
-                _ZipErrorsAsFormatErrors(stream, f"{path.name}!{members[0].filename}"),
-                (f"{path.name}!{members[0].filename}"),
+                _ZipErrorsAsFormatErrors(stream, f"{name}!{members[0].filename}"),
+                (f"{name}!{members[0].filename}"),
             )
 
 
