@@ -154,7 +154,9 @@ def test_a_refused_load_fails_the_run_with_a_message_not_a_traceback(database_ur
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert failure.step_key == "cleaned_cases"
     description = failure.step_failure_data.user_failure_data.description
-    assert description.startswith("Covid19Casos.zip!Covid19Casos.csv: 5,000 cases, 50.4% fewer than the 10,075")
+    assert description.startswith(
+        "Covid19Casos.zip!Covid19Casos.csv: 5,000 cases, 50.4% fewer than the 10,075"
+    )
     assert "covid.cases was left as it was" in description
     assert query(database_url, "SELECT count(*) FROM covid.cases") == [(10_075,)]
 

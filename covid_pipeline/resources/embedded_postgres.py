@@ -2,6 +2,7 @@
 
 import logging
 import os
+import subprocess
 from contextlib import suppress
 from pathlib import Path
 
@@ -24,6 +25,17 @@ def embedded_server_url(data_dir: str | os.PathLike, database: str = EMBEDDED_DA
 
     The server stops when the last process that asked for it exits; its data stays in `data_dir`.
     """
+    server = start_server(data_dir, cleanup_mode="stop")
+    ensure_database(server.get_uri(), database)
+    return server.get_uri(database)
+
+
+def start_server(data_dir: str | os.PathLike, cleanup_mode: str | None = "stop", attempts: int = 3):
+    """pgserver's server for `data_dir`, started if needed.
+
+    pgserver gives `pg_ctl start` 10 seconds; on a busy machine the server is up a little later, and
+    asking again finds it running.
+    """
     import warnings
 
     with warnings.catch_warnings():
@@ -32,9 +44,12 @@ def embedded_server_url(data_dir: str | os.PathLike, database: str = EMBEDDED_DA
 
         path = Path(data_dir).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(path, cleanup_mode="stop")
-    ensure_database(server.get_uri(), database)
-    return server.get_uri(database)
+        for attempt in range(1, attempts + 1):
+            try:
+                return pgserver.get_server(path, cleanup_mode=cleanup_mode)
+            except subprocess.TimeoutExpired:
+                if attempt == attempts:
+                    raise
 
 
 def ensure_database(server_url: str, database: str) -> None:

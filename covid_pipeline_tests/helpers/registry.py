@@ -79,3 +79,14 @@ def _open_text(path: Path):
         archive = zipfile.ZipFile(path)
         return io.TextIOWrapper(archive.open(archive.namelist()[0]), encoding="utf-8", newline="")
     return open(path, encoding="utf-8", newline="")
+
+
+def write_large_registry(path: Path, copies: int) -> Path:
+    """The real sample repeated `copies` times with fresh ids: a file that takes a while to load."""
+    header, *lines = REAL_SAMPLE.read_text(encoding="utf-8").splitlines()
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        out.write(header + "\n")
+        for copy in range(copies):
+            for number, line in enumerate(lines):
+                out.write(f'"{copy * len(lines) + number + 1}"{line[line.index(",") :]}\n')
+    return path
