@@ -2,8 +2,11 @@
 
 import argparse
 import os
+import subprocess
 import sys
 from importlib.resources import files
+
+from covid_pipeline.resources.embedded_postgres import start_server
 
 SAMPLE = files("covid_pipeline") / "data" / "sample"
 
@@ -50,10 +53,15 @@ def failure_message(failure) -> str:
     return error.message.strip()
 
 
-def summary() -> str:
+def configured_warehouse():
+    """The warehouse as runs see it (env vars resolved), for commands outside a run."""
     from covid_pipeline.definitions import resources
 
-    warehouse = resources["warehouse"]
+    return resources["warehouse"].process_config_and_initialize()
+
+
+def summary() -> str:
+    warehouse = configured_warehouse()
     with warehouse.connect() as conn:
         counts = {
             table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -72,10 +80,19 @@ def summary() -> str:
 
 
 def db_url(args: argparse.Namespace) -> int:
-    from covid_pipeline.definitions import resources
-
-    print(resources["warehouse"].url)
+    warehouse = configured_warehouse()
+    if warehouse.is_embedded:
+        # Left running when this command exits, so other programs can connect to the URL.
+        start_server(warehouse.embedded_data_path, cleanup_mode=None)
+    print(warehouse.url)
     return 0
+
+
+def psql(args: argparse.Namespace) -> int:
+    """psql on the warehouse (the one shipped with pgserver: no client to install)."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return subprocess.call([str(POSTGRES_BIN_PATH / "psql"), configured_warehouse().url, *args.psql_args])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,9 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="run every asset end to end (bundled sample unless COVID_*_URL are set)"
     ).set_defaults(run=demo)
     commands.add_parser(
-        "db-url", help="print the warehouse URL (starting the embedded server if needed)"
+        "db-url", help="print the warehouse URL (starting the embedded server if needed, and leaving it up)"
     ).set_defaults(run=db_url)
-    args = parser.parse_args(argv)
+    commands.add_parser(
+        "psql", help="open psql on the warehouse (further arguments go to psql, e.g. -c 'SELECT 1')"
+    ).set_defaults(run=psql)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "psql":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.psql_args = extra
     return args.run(args)
 
 

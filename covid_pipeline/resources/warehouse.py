@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 
 import psycopg
 from dagster import ConfigurableResource
@@ -32,6 +33,14 @@ class WarehouseResource(ConfigurableResource):
     _resolved_url: str | None = PrivateAttr(default=None)
 
     @property
+    def is_embedded(self) -> bool:
+        return not self.database_url
+
+    @property
+    def embedded_data_path(self) -> Path:
+        return Path(self.embedded_data_dir or default_home() / "pgdata")
+
+    @property
     def url(self) -> str:
         if self._resolved_url is None:
             if self.database_url and self.database_password:
@@ -41,7 +50,7 @@ class WarehouseResource(ConfigurableResource):
             elif self.database_url:
                 self._resolved_url = self.database_url
             else:
-                self._resolved_url = embedded_server_url(self.embedded_data_dir or default_home() / "pgdata")
+                self._resolved_url = embedded_server_url(self.embedded_data_path)
             migrate(self._resolved_url)
         return self._resolved_url
 
