@@ -167,16 +167,30 @@ def test_utf16_with_bom_and_crlf_is_transcoded(tmp_path):
     assert result.table.column("age_unit").to_pylist() == ["Años"]
 
 
-def test_latin1_is_refused_with_line_and_column(tmp_path):
-    path = write_registry(
-        tmp_path / "latin1.csv", [row(id_evento_caso="1"), row(id_evento_caso="2")], encoding="latin-1"
-    )
+def test_a_file_re_saved_as_windows_1252_is_transcoded(tmp_path):
+    rows = [row(id_evento_caso="1", residencia_departamento_nombre="Cañuelas"), row(id_evento_caso="2")]
+    path = write_registry(tmp_path / "latin1.csv", rows, encoding="cp1252", newline="\r\n")
     stream, chunks = read_all(path, 1 << 20)
+    assert stream.encoding == "windows-1252"
+    data = b"".join(stream.validate(chunk) for chunk in chunks)
+    check_header(data.split(b"\n", 1)[0] + b"\n", path.name)
+    result = clean_chunk(Chunk(data.split(b"\n", 1)[1], 2))
+    assert result.table.column("residence_department").to_pylist()[0] == "Cañuelas"
+    assert result.table.column("age_unit").to_pylist() == ["Años", "Años"]
+    assert result.table.column("funding").to_pylist()[0] == row()["origen_financiamiento"]
+
+
+def test_a_stray_latin1_byte_in_a_utf8_file_is_refused_with_line_and_column(tmp_path):
+    path = write_registry(tmp_path / "mixed.csv", [row(id_evento_caso="1"), row(id_evento_caso="2")])
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace("Años".encode(), "Años".encode("latin-1"))  # one line re-saved
+    path.write_bytes(b"\n".join(lines))
+    stream, chunks = read_all(path, 1 << 20)
+    assert stream.encoding == "utf-8"
     with pytest.raises(SourceFormatError) as error:
         stream.validate(chunks[0])
-    # the ñ of the header's edad_años_meses
-    assert "latin1.csv, line 1, column 39 (CSV field 4, edad_años_meses)" in str(error.value)
-    assert "Latin-1" in str(error.value)
+    assert "mixed.csv, line 3, column " in str(error.value)
+    assert "(CSV field 4, edad_años_meses): byte 0xf1 is not valid UTF-8" in str(error.value)
 
 
 def test_commas_inside_quoted_values_are_not_separators():

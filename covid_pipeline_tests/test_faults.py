@@ -179,8 +179,8 @@ def test_fetch_gives_up_with_the_url_and_attempts(http_server, tmp_path):
     [
         ("cut_zip", "Covid19Casos.zip: the zip archive is truncated or corrupt"),
         (
-            "latin1",
-            "Covid19Casos.csv, line 1, column 39 (CSV field 4, edad_años_meses): byte 0xf1 is not valid UTF-8",
+            "stray_latin1",
+            "Covid19Casos.csv, line 3, column {column} (CSV field 4, edad_años_meses): byte 0xf1 is not",
         ),
         ("drifted_header", "Covid19Casos.csv, line 1: the header does not match"),
     ],
@@ -194,8 +194,12 @@ def test_bad_input_fails_the_run_with_file_line_column_and_keeps_the_tables(
     if damage == "cut_zip":
         bad = write_registry(tmp_path / "bad" / "Covid19Casos.zip", rows)
         bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])
-    elif damage == "latin1":
-        bad = write_registry(tmp_path / "bad" / "Covid19Casos.csv", rows, encoding="latin-1")
+    elif damage == "stray_latin1":  # one line re-saved as Latin-1 in a UTF-8 file
+        bad = write_registry(tmp_path / "bad" / "Covid19Casos.csv", rows)
+        lines = bad.read_bytes().split(b"\n")
+        lines[2] = lines[2].replace("Años".encode(), "Años".encode("latin-1"))
+        bad.write_bytes(b"\n".join(lines))
+        expected = expected.format(column=lines[2].index(b"\xf1") + 1)
     else:
         bad = write_registry(tmp_path / "bad" / "Covid19Casos.csv", rows, header=["id", *rows[0]][:25])
     result = run_graph(

@@ -232,3 +232,14 @@ def test_georef_provinces_of_both_releases_load_with_repaired_names(database_url
         ("Ciudad Autónoma de Buenos Aires",)
     ]
     assert query(database_url, "SELECT count(*) FROM covid.provinces WHERE name LIKE '%Ã%'") == [(0,)]
+
+
+def test_a_registry_re_saved_as_windows_1252_loads_with_its_accents(database_url, tmp_path):
+    rows = [row(id_evento_caso=str(i), residencia_departamento_nombre="Cañuelas") for i in range(1, 51)]
+    cases = write_registry(tmp_path / "src" / "Covid19Casos.csv", rows, encoding="cp1252", newline="\r\n")
+    result = run_graph(database_url, tmp_path / "raw", str(cases), *list(sample_sources().values())[1:])
+    assert result.success
+    assert metadata_of(result, "cleaned_cases")["encoding"] == "windows-1252"
+    assert query(database_url, "SELECT DISTINCT residence_department, age_unit FROM covid.cases") == [
+        ("Cañuelas", "Años")
+    ]

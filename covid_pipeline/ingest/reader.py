@@ -99,7 +99,10 @@ class Utf8Stream:
     - UTF-16 with a BOM (the mid-2020 publications) is transcoded.
     - A UTF-8 BOM is dropped.
     - Text that was UTF-8-encoded twice (``AÃ±os``) is detected from the header and repaired.
-    - Anything else must be valid UTF-8: the first invalid byte is reported with its line and column.
+    - A file re-saved as Windows-1252/Latin-1 is recognised by its header (``edad_a\xf1os_meses``, the
+      ñ as one byte) and transcoded.
+    - Anything else must be valid UTF-8: the first invalid byte is reported with its line and column
+      (a UTF-8 file with a stray Latin-1 byte is refused, not guessed at).
     """
 
     def __init__(self, raw: BinaryIO, name: str):
@@ -110,7 +113,6 @@ class Utf8Stream:
         self._repair_double_encoding = False
         self._pending = b""
         self._started = False
-        self._lines_seen = 0  # newlines before the pending buffer, for error positions
 
     @property
     def encoding(self) -> str:
@@ -126,7 +128,12 @@ class Utf8Stream:
             self._encoding = "utf-8-sig"
             self._pending = head[3:]
         else:
-            self._pending = head
+            header = head + self._raw.readline(MAX_RECORD_BYTES)
+            if _is_single_byte_header(header):
+                self._encoding = "windows-1252"
+                self._decoder = codecs.getincrementaldecoder("cp1252")()
+                header = self._decoder.decode(header).encode("utf-8")
+            self._pending = header
         self._started = True
 
     def read(self, size: int) -> bytes:
@@ -135,7 +142,13 @@ class Utf8Stream:
             self._start()
         data = self._raw.read(size)
         if self._decoder is not None:
-            data = self._decoder.decode(data, final=not data).encode("utf-8")
+            try:
+                data = self._decoder.decode(data, final=not data).encode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SourceFormatError(
+                    f"{self.name}: byte 0x{exc.object[exc.start]:02x} cannot be {self._encoding}, the encoding "
+                    "its start is in: the file mixes encodings. Fetch the official publication again."
+                ) from exc
         if self._pending:
             data, self._pending = self._pending + data, b""
         return data
@@ -153,12 +166,22 @@ class Utf8Stream:
             raise SourceFormatError(
                 f"{self.name}, line {chunk.first_line + line - 1}, column {column} (CSV field {field + 1}"
                 f"{', ' + SOURCE_NAMES[field] if field < len(SOURCE_NAMES) else ''}): byte "
-                f"0x{chunk.data[exc.start]:02x} is not valid UTF-8. The file is probably Latin-1/Windows-1252; "
-                "re-save it as UTF-8 (iconv -f latin1 -t utf-8) or fetch the official publication again."
+                f"0x{chunk.data[exc.start]:02x} is not valid UTF-8, though the file starts as UTF-8: part of it was "
+                "probably re-saved as Latin-1/Windows-1252. Fetch the official publication again, or repair "
+                "that part (iconv -f latin1 -t utf-8)."
             ) from exc
         if not self._repair_double_encoding:
             return chunk.data
         return repair_double_encoding(text).encode("utf-8")
+
+
+def _is_single_byte_header(header: bytes) -> bool:
+    """True for the registry's header written in Windows-1252/Latin-1 rather than UTF-8."""
+    try:
+        header.decode("utf-8")
+        return False
+    except UnicodeDecodeError:
+        return "edad_años_meses".encode("cp1252") in header
 
 
 def repair_double_encoding(text: str) -> str:
