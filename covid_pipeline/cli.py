@@ -5,6 +5,8 @@ import os
 import sys
 from importlib.resources import files
 
+from covid_pipeline.metabase import provision as metabase_provision
+
 SAMPLE = files("covid_pipeline") / "data" / "sample"
 
 
@@ -68,6 +70,7 @@ def summary() -> str:
     lines = [f"Warehouse: {warehouse.describe()}"] + [
         f"  {table:<24} {n:>10,} rows" for table, n in counts.items()
     ]
+    lines.append(f"Report: {resources['reports_store'].store().uri('latest.html')}")
     return "\n".join(lines)
 
 
@@ -87,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "db-url", help="print the warehouse URL (starting the embedded server if needed)"
     ).set_defaults(run=db_url)
+    metabase = commands.add_parser("metabase", help="Metabase dashboards as code")
+    provision = metabase.add_subparsers(dest="metabase_command", required=True).add_parser(
+        "provision", help="create or update the database connection, collection, cards and dashboard"
+    )
+    metabase_provision.add_arguments(provision)
+    provision.set_defaults(run=metabase_provision.run)
     args = parser.parse_args(argv)
     return args.run(args)
 

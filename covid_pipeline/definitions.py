@@ -12,6 +12,8 @@ from covid_pipeline.assets.aggregates import daily_aggregates
 from covid_pipeline.assets.cases import cleaned_cases
 from covid_pipeline.assets.raw import raw_csv_s3
 from covid_pipeline.assets.reference import departments, provinces
+from covid_pipeline.assets.report import report
+from covid_pipeline.assets.reporting import reporting_views
 from covid_pipeline.resources.sources import (
     OFFICIAL_CASES_URL,
     OFFICIAL_DEPARTMENTS_URL,
@@ -40,7 +42,7 @@ resources = {
     ),
 }
 
-all_assets = [raw_csv_s3, provinces, departments, cleaned_cases, daily_aggregates]
+all_assets = [raw_csv_s3, provinces, departments, cleaned_cases, daily_aggregates, reporting_views, report]
 
 refresh_everything = define_asset_job(
     "refresh_everything",

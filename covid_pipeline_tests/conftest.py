@@ -98,3 +98,13 @@ def covid_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "covid-home"
     monkeypatch.setenv("COVID_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse(pg_server_url, tmp_path_factory) -> str:
+    """A database in which every asset ran on the bundled sample; shared by the tests: read it, don't change it."""
+    from covid_pipeline_tests.helpers.warehouse import new_database, run_all_assets
+
+    url = new_database(pg_server_url)
+    run_all_assets(url, tmp_path_factory.mktemp("sample"))
+    return url

@@ -24,3 +24,23 @@ CREATE TABLE IF NOT EXISTS covid.rejected_cases (
     reason       text   NOT NULL,
     raw_line     text   NOT NULL
 );
+
+-- Reporting: views for analysts and dashboards (created by the reporting_views asset).
+CREATE SCHEMA IF NOT EXISTS reporting;
+
+-- metabase_reader: a group role that can read the reporting schema and nothing else. Views run with their
+-- owner's privileges, so SELECT on reporting.* is enough: covid.* stays out of reach. The deployment creates
+-- the login Metabase uses as a member (CREATE ROLE metabase LOGIN PASSWORD '...' IN ROLE metabase_reader),
+-- with its password kept out of this file. Roles are cluster-wide: another database may create it first.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'metabase_reader') THEN
+        CREATE ROLE metabase_reader NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+END
+$$;
+GRANT USAGE ON SCHEMA reporting TO metabase_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA reporting TO metabase_reader;
+ALTER DEFAULT PRIVILEGES IN SCHEMA reporting GRANT SELECT ON TABLES TO metabase_reader;

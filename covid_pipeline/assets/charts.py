@@ -1,0 +1,125 @@
+"""The report's charts: matplotlib figures rendered to PNG, ready to embed as base64 (no files, no server)."""
+
+import base64
+import io
+from datetime import date
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: assets run in workers and containers
+
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+
+CONFIRMED, DEATHS, MUTED = "#1f77b4", "#c0392b", "#9fb8d0"
+THOUSANDS = FuncFormatter(lambda value, _: f"{value:,.0f}")
+
+
+def png_base64(fig) -> str:
+    """The figure as a base64 PNG (and closed: pyplot keeps every open figure alive)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _axes(width=9.0, height=3.4, rows=1, **kwargs):
+    fig, axes = plt.subplots(rows, 1, figsize=(width, height * rows), **kwargs)
+    for ax in axes if rows > 1 else [axes]:
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    return fig, axes
+
+
+def _date_axis(ax, days: list[date]) -> None:
+    span = (days[-1] - days[0]).days if days else 0
+    if span > 120:
+        ax.xaxis.set_major_locator(mdates.MonthLocator(interval=max(1, span // 300)))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
+    else:
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=10))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+
+
+def monthly_bars(rows: list[dict]) -> str:
+    fig, ax = _axes()
+    labels = [r["month"].strftime("%b %Y") for r in rows]
+    ax.bar(labels, [r["confirmed"] for r in rows], color=CONFIRMED)
+    ax.set_ylabel("confirmed cases")
+    ax.yaxis.set_major_formatter(THOUSANDS)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=14))
+    ax.tick_params(axis="x", labelrotation=45 if len(rows) > 8 else 0)
+    return png_base64(fig)
+
+
+def weekly_bars(rows: list[dict]) -> str:
+    fig, ax = _axes()
+    labels = [f"{r['week_start']:%d %b}" for r in rows]
+    colors = [CONFIRMED if r["complete_week"] else MUTED for r in rows]
+    bars = ax.bar(labels, [r["confirmed"] for r in rows], color=colors)
+    ax.bar_label(bars, labels=[f"{r['confirmed']:,}" for r in rows], fontsize=8, padding=2)
+    ax.set_ylabel("confirmed cases")
+    ax.set_xlabel("week starting (Monday); pale: week not complete in the data")
+    ax.yaxis.set_major_formatter(THOUSANDS)
+    return png_base64(fig)
+
+
+def horizontal_bars(labels: list[str], values: list[float], value_label: str, fmt: str = "{:,.0f}") -> str:
+    """A bar per category, largest on top (the order given is kept top to bottom)."""
+    fig, ax = _axes(height=max(1.6, 0.32 * len(labels) + 0.8))
+    bars = ax.barh(labels[::-1], values[::-1], color=CONFIRMED)
+    ax.bar_label(bars, labels=[fmt.format(v) for v in values[::-1]], fontsize=8, padding=3)
+    ax.set_xlabel(value_label)
+    ax.xaxis.set_major_formatter(
+        THOUSANDS if "%" not in value_label else FuncFormatter(lambda v, _: f"{v:g}")
+    )
+    ax.grid(axis="y", visible=False)
+    ax.grid(axis="x", alpha=0.3)
+    ax.margins(x=0.12)
+    return png_base64(fig)
+
+
+def epidemic_curve(rows: list[dict], title: str = "") -> str:
+    """Daily counts as pale bars, the 7-day average as a line: confirmed on top, deaths below."""
+    days = [r["date"] for r in rows]
+    fig, (top, bottom) = _axes(height=2.8, rows=2, sharex=True)
+    for ax, column, color, label in (
+        (top, "confirmed", CONFIRMED, "confirmed cases per day (by notification date)"),
+        (bottom, "deaths", DEATHS, "deaths per day (by date of death)"),
+    ):
+        ax.bar(days, [r[column] for r in rows], width=1.0, color=color, alpha=0.25, label="daily")
+        ax.plot(
+            days, [float(r[f"{column}_7day_avg"]) for r in rows], color=color, lw=2, label="7-day average"
+        )
+        ax.set_title(label, loc="left", fontsize=10)
+        ax.yaxis.set_major_formatter(THOUSANDS)
+        ax.legend(loc="upper right", frameon=False, fontsize=8)
+    _date_axis(bottom, days)
+    if title:
+        fig.suptitle(title, x=0.02, ha="left", fontsize=12, fontweight="bold")
+    return png_base64(fig)
+
+
+def province_curves(series: dict[str, list[dict]]) -> str:
+    """Small multiples: the 7-day average of confirmed cases of each province, each on its own scale."""
+    names = list(series)
+    columns = 2
+    rows = (len(names) + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(9, 2.1 * rows), sharex=True, squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        points = series[name]
+        ax.plot(
+            [p["date"] for p in points], [float(p["confirmed_7day_avg"]) for p in points], color=CONFIRMED
+        )
+        ax.set_title(name, loc="left", fontsize=9)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.yaxis.set_major_formatter(THOUSANDS)
+        ax.grid(axis="y", alpha=0.3)
+        _date_axis(ax, [p["date"] for p in points])
+    for ax in list(axes.flat)[len(names) :]:
+        ax.set_visible(False)
+    fig.supylabel("confirmed per day, 7-day average", fontsize=9)
+    fig.tight_layout()
+    return png_base64(fig)
