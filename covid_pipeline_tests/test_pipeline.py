@@ -169,7 +169,9 @@ def test_sources_over_http_and_raw_store_on_s3(database_url, http_server, s3_buc
     ]
     result = run_graph(database_url, f"s3://{s3_bucket}/raw", *urls)
     assert result.success
-    keys = sorted(o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"])
+    # the reports store is raw-reports/ in the same bucket
+    listing = boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="raw/")
+    keys = sorted(o["Key"] for o in listing["Contents"])
     assert "raw/manifest.json" in keys and len(keys) == 4
     assert any(k.startswith("raw/cases/") and k.endswith(".zip") for k in keys)
     raw = metadata_of(result, "raw_csv_s3")
@@ -177,7 +179,7 @@ def test_sources_over_http_and_raw_store_on_s3(database_url, http_server, s3_buc
     assert query(database_url, "SELECT count(*) FROM covid.cases") == [(300,)]
     # unchanged content is not stored again, and the cases load is skipped
     again = run_graph(database_url, f"s3://{s3_bucket}/raw", *urls)
-    assert len(boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]) == 4
+    assert len(boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="raw/")["Contents"]) == 4
     assert metadata_of(again, "cleaned_cases")["unchanged_source"] is True
 
 

@@ -16,8 +16,10 @@ from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource
 
 
-def run_all_assets(database_url: str, folder: Path, cases_url: str | None = None, reports: str | None = None):
-    """Materialize every asset: the bundled sample's sources unless `cases_url` is given."""
+def run_all_assets(
+    database_url: str, folder: Path, cases_url: str | None = None, reports: str | None = None, selection=None
+):
+    """Materialize every asset (or `selection`): the bundled sample's sources unless `cases_url` is given."""
     sources = sample_sources()
     resources = {
         "warehouse": WarehouseResource(database_url=database_url),
@@ -30,7 +32,9 @@ def run_all_assets(database_url: str, folder: Path, cases_url: str | None = None
             backoff_seconds=0.01,
         ),
     }
-    result = materialize(all_assets, resources=resources, instance=DagsterInstance.ephemeral())
+    result = materialize(
+        all_assets, resources=resources, instance=DagsterInstance.ephemeral(), selection=selection
+    )
     assert result.success
     return result
 
