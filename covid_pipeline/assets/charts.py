@@ -2,7 +2,6 @@
 
 import base64
 import io
-from datetime import date
 
 import matplotlib
 
@@ -10,10 +9,13 @@ matplotlib.use("Agg")  # no display: assets run in workers and containers
 
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 CONFIRMED, DEATHS, MUTED = "#1f77b4", "#c0392b", "#9fb8d0"
-THOUSANDS = FuncFormatter(lambda value, _: f"{value:,.0f}")
+# Whole numbers with separators; small fractional ticks (a 7-day average of 1.5) keep their decimals.
+COUNTS = FuncFormatter(
+    lambda value, _: f"{value:,.0f}" if value >= 10 or value == int(value) else f"{value:g}"
+)
 
 
 def png_base64(fig) -> str:
@@ -33,36 +35,38 @@ def _axes(width=9.0, height=3.4, rows=1, **kwargs):
     return fig, axes
 
 
-def _date_axis(ax, days: list[date]) -> None:
-    span = (days[-1] - days[0]).days if days else 0
-    if span > 120:
-        ax.xaxis.set_major_locator(mdates.MonthLocator(interval=max(1, span // 300)))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
-    else:
-        ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=10))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+def _date_axis(ax, max_ticks: int = 10) -> None:
+    """Dates that stay legible on any span: a few ticks, the year written once where it changes."""
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=max_ticks)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def _bar_width(count: int) -> float:
+    """Figure width for `count` bars: a lone bar should not fill the page."""
+    return min(9.0, 2.5 + 0.55 * count)
 
 
 def monthly_bars(rows: list[dict]) -> str:
-    fig, ax = _axes()
-    labels = [r["month"].strftime("%b %Y") for r in rows]
-    ax.bar(labels, [r["confirmed"] for r in rows], color=CONFIRMED)
+    fig, ax = _axes(width=_bar_width(len(rows)))
+    labels = [r["month"].strftime("%b\n%Y") for r in rows]
+    ax.bar(range(len(rows)), [r["confirmed"] for r in rows], color=CONFIRMED, width=0.7)
+    step = max(1, len(rows) // 12)  # at most about twelve labels
+    ax.set_xticks(range(0, len(rows), step), labels[::step])
     ax.set_ylabel("confirmed cases")
-    ax.yaxis.set_major_formatter(THOUSANDS)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=14))
-    ax.tick_params(axis="x", labelrotation=45 if len(rows) > 8 else 0)
+    ax.yaxis.set_major_formatter(COUNTS)
     return png_base64(fig)
 
 
 def weekly_bars(rows: list[dict]) -> str:
-    fig, ax = _axes()
+    fig, ax = _axes(width=_bar_width(len(rows)))
     labels = [f"{r['week_start']:%d %b}" for r in rows]
     colors = [CONFIRMED if r["complete_week"] else MUTED for r in rows]
-    bars = ax.bar(labels, [r["confirmed"] for r in rows], color=colors)
+    bars = ax.bar(labels, [r["confirmed"] for r in rows], color=colors, width=0.7)
     ax.bar_label(bars, labels=[f"{r['confirmed']:,}" for r in rows], fontsize=8, padding=2)
     ax.set_ylabel("confirmed cases")
-    ax.set_xlabel("week starting (Monday); pale: week not complete in the data")
-    ax.yaxis.set_major_formatter(THOUSANDS)
+    ax.set_xlabel("week starting on Monday (pale: week not complete in the data)")
+    ax.yaxis.set_major_formatter(COUNTS)
     return png_base64(fig)
 
 
@@ -72,9 +76,7 @@ def horizontal_bars(labels: list[str], values: list[float], value_label: str, fm
     bars = ax.barh(labels[::-1], values[::-1], color=CONFIRMED)
     ax.bar_label(bars, labels=[fmt.format(v) for v in values[::-1]], fontsize=8, padding=3)
     ax.set_xlabel(value_label)
-    ax.xaxis.set_major_formatter(
-        THOUSANDS if "%" not in value_label else FuncFormatter(lambda v, _: f"{v:g}")
-    )
+    ax.xaxis.set_major_formatter(COUNTS if "%" not in value_label else FuncFormatter(lambda v, _: f"{v:g}"))
     ax.grid(axis="y", visible=False)
     ax.grid(axis="x", alpha=0.3)
     ax.margins(x=0.12)
@@ -94,9 +96,9 @@ def epidemic_curve(rows: list[dict], title: str = "") -> str:
             days, [float(r[f"{column}_7day_avg"]) for r in rows], color=color, lw=2, label="7-day average"
         )
         ax.set_title(label, loc="left", fontsize=10)
-        ax.yaxis.set_major_formatter(THOUSANDS)
+        ax.yaxis.set_major_formatter(COUNTS)
         ax.legend(loc="upper right", frameon=False, fontsize=8)
-    _date_axis(bottom, days)
+    _date_axis(bottom)
     if title:
         fig.suptitle(title, x=0.02, ha="left", fontsize=12, fontweight="bold")
     return png_base64(fig)
@@ -115,9 +117,9 @@ def province_curves(series: dict[str, list[dict]]) -> str:
         )
         ax.set_title(name, loc="left", fontsize=9)
         ax.spines[["top", "right"]].set_visible(False)
-        ax.yaxis.set_major_formatter(THOUSANDS)
+        ax.yaxis.set_major_formatter(COUNTS)
         ax.grid(axis="y", alpha=0.3)
-        _date_axis(ax, [p["date"] for p in points])
+        _date_axis(ax, max_ticks=6)
     for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
     fig.supylabel("confirmed per day, 7-day average", fontsize=9)

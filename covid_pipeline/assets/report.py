@@ -17,6 +17,7 @@ from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource
 
 TOP_PROVINCES = 6  # provinces with their own epidemic curve, by confirmed cases
+MIN_CASES_FOR_RATE = 50  # fewer cases make a case fatality rate noise: such provinces are in the table only
 
 QUERIES = {
     "latest": "SELECT * FROM reporting.latest_update",
@@ -52,6 +53,13 @@ def load_analyses(conn) -> dict[str, list[dict]]:
     return {name: cursor.execute(query).fetchall() for name, query in QUERIES.items()}
 
 
+def _confirmed_by(label: str):
+    """Draws confirmed cases per category, the category's name taken from column `label`."""
+    return lambda rows: charts.horizontal_bars(
+        [r[label] for r in rows], [r["confirmed"] for r in rows], "confirmed cases"
+    )
+
+
 def build_charts(data: dict[str, list[dict]]) -> dict[str, str | None]:
     """Base64 PNGs by name; None where there is nothing to draw."""
 
@@ -63,27 +71,16 @@ def build_charts(data: dict[str, list[dict]]) -> dict[str, str | None]:
         "curve": when(data["curve"], charts.epidemic_curve),
         "per_month": when(data["per_month"], charts.monthly_bars),
         "per_week": when(data["per_week"], charts.weekly_bars),
-        "by_sex": when(
-            data["by_sex"],
-            lambda rows: charts.horizontal_bars(
-                [r["sex"] for r in rows], [r["confirmed"] for r in rows], "confirmed cases"
-            ),
-        ),
-        "by_age": when(
-            data["by_age"],
-            lambda rows: charts.horizontal_bars(
-                [r["age_band"] for r in rows], [r["confirmed"] for r in rows], "confirmed cases"
-            ),
-        ),
-        "by_province": when(
-            data["by_province"],
-            lambda rows: charts.horizontal_bars(
-                [r["province"] for r in rows], [r["confirmed"] for r in rows], "confirmed cases"
-            ),
-        ),
+        "by_sex": when(data["by_sex"], _confirmed_by("sex")),
+        "by_age": when(data["by_age"], _confirmed_by("age_band")),
+        "by_province": when(data["by_province"], _confirmed_by("province")),
         "province_curves": charts.province_curves(provinces) if provinces else None,
         "fatality": when(
-            data["fatality"],
+            sorted(
+                (r for r in data["fatality"] if r["confirmed"] >= MIN_CASES_FOR_RATE),
+                key=lambda r: r["case_fatality_rate_pct"],
+                reverse=True,
+            ),
             lambda rows: charts.horizontal_bars(
                 [r["province"] for r in rows],
                 [float(r["case_fatality_rate_pct"]) for r in rows],
@@ -109,6 +106,7 @@ def render_report(data: dict[str, list[dict]], images: dict[str, str | None], ge
         summary=summary,
         charts=images,
         top_provinces=TOP_PROVINCES,
+        min_cases_for_rate=MIN_CASES_FOR_RATE,
         generated_at=generated_at,
     )
 
