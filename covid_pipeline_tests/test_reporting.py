@@ -64,7 +64,7 @@ def select(url: str, statement: str) -> list[tuple]:
 
 def test_latest_update(hand_warehouse):
     assert select(hand_warehouse, "SELECT * FROM reporting.latest_update") == [
-        (date(2021, 3, 20), date(2021, 3, 15), date(2020, 12, 30))
+        (date(2021, 3, 20), date(2021, 3, 15), date(2020, 12, 30), date(2021, 2, 16), date(2021, 1, 16))
     ]
 
 

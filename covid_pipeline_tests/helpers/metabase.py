@@ -9,10 +9,11 @@ Responses carry the fields Metabase returns that a client relies on (ids, names,
 import itertools
 import json
 import re
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
+
+from covid_pipeline_tests.helpers.http import LoopbackHTTPServer
 
 PROTECTED_PASSWORD = "**MetabasePass**"  # what Metabase shows instead of a stored password
 ENGINES = {"postgres", "h2", "mysql", "redshift", "bigquery-cloud-sdk", "snowflake"}
@@ -84,9 +85,17 @@ def _dashcards(value) -> bool:
 
 
 DASHCARDS = (_dashcards, "value must be seq of maps in which ids are unique")
+# POST /api/card requires these; PUT /api/card/:id accepts any of them.
+CARD_FIELDS = {
+    "name": NON_BLANK,
+    "dataset_query": A_MAP,
+    "display": NON_BLANK,
+    "visualization_settings": A_MAP,
+}
+DASHBOARD_FIELDS = {"description": A_STRING, "collection_id": POSITIVE}
 
 
-class FakeMetabase:
+class FakeMetabase(LoopbackHTTPServer):
     """State in memory; `calls` records (method, path, body) of every authenticated request."""
 
     def __init__(self, email: str = "admin@example.org", password: str = "s3cret-admin"):
@@ -115,21 +124,11 @@ class FakeMetabase:
         self.cards: dict[int, dict] = {}
         self.dashboards: dict[int, dict] = {}
         self.dashcards: dict[int, dict] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self.base_url
 
     # ---- routes: (method, pattern) -> handler(match, body, query) ----
 
@@ -243,16 +242,7 @@ class FakeMetabase:
         return 200, {"data": items, "total": len(items), "models": models, "limit": None, "offset": None}
 
     def create_card(self, match, body, query):
-        _check(
-            body,
-            {
-                "name": NON_BLANK,
-                "dataset_query": A_MAP,
-                "display": NON_BLANK,
-                "visualization_settings": A_MAP,
-            },
-            {"description": NON_BLANK, "collection_id": POSITIVE},
-        )
+        _check(body, CARD_FIELDS, {"description": NON_BLANK, "collection_id": POSITIVE})
         self._check_query(body["dataset_query"])
         card = {"id": next(self.ids), "archived": False, "description": None, "collection_id": None} | body
         self.cards[card["id"]] = card
@@ -261,17 +251,7 @@ class FakeMetabase:
     def update_card(self, match, body, query):
         card = self._find(self.cards, match)
         _check(
-            body,
-            {},
-            {
-                "name": NON_BLANK,
-                "dataset_query": A_MAP,
-                "display": NON_BLANK,
-                "visualization_settings": A_MAP,
-                "description": A_STRING,
-                "collection_id": POSITIVE,
-                "archived": A_BOOL,
-            },
+            body, {}, CARD_FIELDS | {"description": A_STRING, "collection_id": POSITIVE, "archived": A_BOOL}
         )
         if "dataset_query" in body:
             self._check_query(body["dataset_query"])
@@ -279,11 +259,7 @@ class FakeMetabase:
         return 200, card
 
     def create_dashboard(self, match, body, query):
-        _check(
-            body,
-            {"name": NON_BLANK},
-            {"description": A_STRING, "collection_id": POSITIVE, "parameters": A_SEQ, "cache_ttl": POSITIVE},
-        )
+        _check(body, {"name": NON_BLANK}, DASHBOARD_FIELDS | {"parameters": A_SEQ, "cache_ttl": POSITIVE})
         dashboard = {
             "id": next(self.ids),
             "name": body["name"],
@@ -306,17 +282,7 @@ class FakeMetabase:
 
     def update_dashboard(self, match, body, query):
         dashboard = self._find(self.dashboards, match)
-        _check(
-            body,
-            {},
-            {
-                "name": NON_BLANK,
-                "description": A_STRING,
-                "collection_id": POSITIVE,
-                "dashcards": DASHCARDS,
-                "tabs": A_SEQ,
-            },
-        )
+        _check(body, {}, {"name": NON_BLANK} | DASHBOARD_FIELDS | {"dashcards": DASHCARDS, "tabs": A_SEQ})
         dashboard.update({k: body[k] for k in ("name", "description", "collection_id") if k in body})
         if "dashcards" in body:
             self._replace_dashcards(dashboard["id"], body["dashcards"])

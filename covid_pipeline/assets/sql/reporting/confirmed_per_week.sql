@@ -1,12 +1,13 @@
 -- reporting.confirmed_per_week: confirmed cases per week (Monday to Sunday) of notification over the last two
 -- months, with the change against the week before.
 -- "Last two months" ends on reference_date (see latest_update), not on today: the weeks shown are those that
--- overlap (reference_date - 2 months, reference_date]. The previous-week figures come from the full series, so
--- the first week shown has a change too. The last week is usually cut short by the reference date:
--- complete_week says whether all its seven days are in the data.
+-- overlap (reference_date - 2 months, reference_date], i.e. from the week of last_two_months_start on.
+-- The previous-week figures come from the full series, so the first week shown has a change too.
+-- The last week is usually cut short by the reference date: complete_week says whether all its seven days
+-- are in the data.
 CREATE VIEW reporting.confirmed_per_week AS
 WITH ref AS (
-    SELECT reference_date FROM reporting.latest_update
+    SELECT reference_date, last_two_months_start FROM reporting.latest_update
 ), weekly AS (
     SELECT date_trunc('week', date)::date AS week_start, sum(confirmed) AS confirmed
       FROM covid.daily_aggregates
@@ -30,4 +31,4 @@ SELECT series.week_start,
              / nullif(series.previous_week_confirmed, 0), 1)                           AS change_pct,
        series.week_start + 6 <= ref.reference_date                                     AS complete_week
   FROM series, ref
- WHERE series.week_start >= date_trunc('week', ref.reference_date - interval '2 months' + interval '1 day')::date;
+ WHERE series.week_start >= date_trunc('week', ref.last_two_months_start)::date;

@@ -1,12 +1,11 @@
 -- reporting.last_month_by_age_band: confirmed cases notified in the last month, by age band
 -- (0-19, 20-39, 40-59, 60-79, 80+, and Unknown when the age was not published).
 -- "Last month" is (reference_date - 1 month, reference_date], reference_date being the latest notification date
--- in the data (see latest_update), not today. Ages are whole years (babies' ages in months count as 0).
+-- in the data, not today (see latest_update). Ages are whole years (babies' ages in months count as 0).
 -- Every band is listed, with 0 when it has no case.
 CREATE VIEW reporting.last_month_by_age_band AS
 WITH period AS (
-    SELECT (reference_date - interval '1 month')::date + 1 AS period_start, reference_date AS period_end
-      FROM reporting.latest_update
+    SELECT last_month_start AS period_start, reference_date AS period_end FROM reporting.latest_update
 ), bands(age_band, min_age, max_age, sort_order) AS (
     VALUES ('0-19', 0, 19, 1), ('20-39', 20, 39, 2), ('40-59', 40, 59, 3), ('60-79', 60, 79, 4),
            ('80+', 80, NULL, 5), ('Unknown', NULL, NULL, 6)

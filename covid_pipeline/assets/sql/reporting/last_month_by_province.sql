@@ -1,11 +1,10 @@
 -- reporting.last_month_by_province: confirmed cases notified in the last month, by province of residence.
 -- "Last month" is (reference_date - 1 month, reference_date], reference_date being the latest notification date
--- in the data (see latest_update), not today. Names are georef's; residencia_provincia_id 99 (SIN ESPECIFICAR)
+-- in the data, not today (see latest_update). Names are georef's; residencia_provincia_id 99 (SIN ESPECIFICAR)
 -- and any id georef does not know are "Unknown". Only provinces with at least one case are listed.
 CREATE VIEW reporting.last_month_by_province AS
 WITH period AS (
-    SELECT (reference_date - interval '1 month')::date + 1 AS period_start, reference_date AS period_end
-      FROM reporting.latest_update
+    SELECT last_month_start AS period_start, reference_date AS period_end FROM reporting.latest_update
 ), counts AS (
     SELECT coalesce(provinces.name, 'Unknown') AS province, sum(aggregates.confirmed) AS confirmed
       FROM covid.daily_aggregates AS aggregates

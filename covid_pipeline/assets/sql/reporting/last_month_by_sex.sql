@@ -1,11 +1,10 @@
 -- reporting.last_month_by_sex: confirmed cases notified in the last month, by sex.
 -- "Last month" is (reference_date - 1 month, reference_date], reference_date being the latest notification date
--- in the data (see latest_update), not today. sexo is published as F, M or NR (not recorded); an empty sexo
+-- in the data, not today (see latest_update). sexo is published as F, M or NR (not recorded); an empty sexo
 -- counts as NR. Every category is listed, with 0 when it has no case.
 CREATE VIEW reporting.last_month_by_sex AS
 WITH period AS (
-    SELECT (reference_date - interval '1 month')::date + 1 AS period_start, reference_date AS period_end
-      FROM reporting.latest_update
+    SELECT last_month_start AS period_start, reference_date AS period_end FROM reporting.latest_update
 ), categories(sex_code, sex, sort_order) AS (
     VALUES ('F', 'Female', 1), ('M', 'Male', 2), ('NR', 'Not recorded', 3)
 ), counts AS (
