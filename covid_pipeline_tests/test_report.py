@@ -86,7 +86,7 @@ def test_the_report_shows_every_analysis_with_its_charts(sample_warehouse, tmp_p
         width, height = decoded_png(image["src"]).size
         assert width > 300 and height > 100 and image["alt"]
     text = " ".join(page.text)
-    assert "2,250" in text and "2020-11-23" in text  # confirmed cases, date of the registry
+    assert "2,250" in text and "23 Nov 2020" in text  # confirmed cases, date of the registry
     # the epidemic curve is in the asset's metadata as an image the Dagster UI renders
     markdown = metadata["epidemic_curve"]
     assert markdown.startswith("![epidemic curve](" + PNG_PREFIX) and markdown.endswith(")")

@@ -43,6 +43,7 @@ _templates = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
+_templates.filters["day"] = lambda d: "–" if d is None else f"{d:%d %b %Y}"
 _templates.filters["thousands"] = lambda n: f"{n:,}"
 _templates.filters["signed"] = lambda n: "" if n is None else f"{n:+,}"
 _templates.filters["pct"] = lambda n, sign=False: "" if n is None else f"{n:+.1f}%" if sign else f"{n:.1f}%"
