@@ -42,9 +42,8 @@ def create_reporting_views(conn) -> dict[str, int]:
     for name in VIEWS:
         conn.execute(view_sql(name))
     # Default privileges only cover objects created by the role that ran the migration: grant explicitly.
-    conn.execute(
-        sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO metabase_reader").format(sql.Identifier(SCHEMA))
-    )
+    if conn.execute("SELECT to_regrole('metabase_reader') IS NOT NULL").fetchone()[0]:
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA reporting TO metabase_reader")
     return {
         name: conn.execute(
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(SCHEMA, name))
