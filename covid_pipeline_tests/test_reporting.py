@@ -236,7 +236,7 @@ def test_views_and_their_grants_survive_a_reload_of_the_tables_they_read(databas
         database_url,
         tmp_path,
         cases_url=str(write_registry(tmp_path / "b.zip", bigger)),
-        selection=["raw_csv_s3", "cleaned_cases", "daily_aggregates"],
+        selection=["raw_csv_s3", "provinces", "cleaned_cases", "daily_aggregates"],
     )
     assert select(database_url, "SELECT * FROM reporting.confirmed_per_year ORDER BY year") == [
         (2020, 2),
