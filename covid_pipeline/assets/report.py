@@ -50,6 +50,8 @@ _templates.filters["pct"] = lambda n, sign=False: "" if n is None else f"{n:+.1f
 
 
 def load_analyses(conn) -> dict[str, list[dict]]:
+    """Every analysis, read from one snapshot: a load committing meanwhile cannot mix two registries."""
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     cursor = conn.cursor(row_factory=dict_row)
     return {name: cursor.execute(query).fetchall() for name, query in QUERIES.items()}
 
