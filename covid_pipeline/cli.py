@@ -6,6 +6,7 @@ import subprocess
 import sys
 from importlib.resources import files
 
+from covid_pipeline.metabase import provision as metabase_provision
 from covid_pipeline.resources.embedded_postgres import start_server
 
 SAMPLE = files("covid_pipeline") / "data" / "sample"
@@ -53,11 +54,15 @@ def failure_message(failure) -> str:
     return error.message.strip()
 
 
-def configured_warehouse():
-    """The warehouse as runs see it (env vars resolved), for commands outside a run."""
+def configured(resource_key: str):
+    """A resource as runs see it (env vars resolved), for commands outside a run."""
     from covid_pipeline.definitions import resources
 
-    return resources["warehouse"].process_config_and_initialize()
+    return resources[resource_key].process_config_and_initialize()
+
+
+def configured_warehouse():
+    return configured("warehouse")
 
 
 def summary() -> str:
@@ -76,6 +81,7 @@ def summary() -> str:
     lines = [f"Warehouse: {warehouse.describe()}"] + [
         f"  {table:<24} {n:>10,} rows" for table, n in counts.items()
     ]
+    lines.append(f"Report: {configured('reports_store').store().uri('latest.html')}")
     return "\n".join(lines)
 
 
@@ -107,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "psql", help="open psql on the warehouse (further arguments go to psql, e.g. -c 'SELECT 1')"
     ).set_defaults(run=psql)
+    metabase = commands.add_parser("metabase", help="Metabase dashboards as code")
+    provision = metabase.add_subparsers(dest="metabase_command", required=True).add_parser(
+        "provision", help="create or update the database connection, collection, cards and dashboard"
+    )
+    metabase_provision.add_arguments(provision)
+    provision.set_defaults(run=metabase_provision.run)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "psql":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -28,11 +28,11 @@ def pg_server_url(tmp_path_factory) -> str:
 
 @pytest.fixture
 def database_url(pg_server_url) -> str:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = pg_server_url.replace("/postgres?", f"/{name}?")
+    from covid_pipeline_tests.helpers.warehouse import new_database
+
+    url = new_database(pg_server_url)
     yield url
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
@@ -94,3 +94,13 @@ def covid_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "covid-home"
     monkeypatch.setenv("COVID_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse(pg_server_url, tmp_path_factory) -> str:
+    """A database in which every asset ran on the bundled sample; shared by the tests: read it, don't change it."""
+    from covid_pipeline_tests.helpers.warehouse import new_database, run_all_assets
+
+    url = new_database(pg_server_url)
+    run_all_assets(url, tmp_path_factory.mktemp("sample"))
+    return url

@@ -12,7 +12,7 @@ from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.warehouse import migrate
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, row, write_registry
-from covid_pipeline_tests.test_pipeline import metadata_of, query, run_graph
+from covid_pipeline_tests.helpers.warehouse import metadata_of, query, run_graph
 
 SAMPLE = sample_sources()
 

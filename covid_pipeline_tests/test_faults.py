@@ -18,7 +18,7 @@ from covid_pipeline.resources.sources import DownloadError, SourcesResource
 from covid_pipeline.resources.warehouse import migrate
 from covid_pipeline_tests.conftest import REAL_DATA
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, row, write_large_registry, write_registry
-from covid_pipeline_tests.test_pipeline import query, run_graph
+from covid_pipeline_tests.helpers.warehouse import query, run_graph
 
 SNAPSHOT = "SELECT count(*), sum(case_id), max(source_line) FROM covid.cases"
 SAMPLE = sample_sources()

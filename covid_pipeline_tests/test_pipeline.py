@@ -6,47 +6,15 @@ import zipfile
 from pathlib import Path
 
 import boto3
-import psycopg
 import pytest
-from dagster import DagsterInstance, materialize
 
 from covid_pipeline.cli import SAMPLE, sample_sources
-from covid_pipeline.definitions import all_assets, all_checks, defs
+from covid_pipeline.definitions import defs
 from covid_pipeline.ingest.registry_format import SOURCE_NAMES
-from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.sources import SourcesResource
-from covid_pipeline.resources.stores import StoreResource
-from covid_pipeline.resources.warehouse import WarehouseResource
 from covid_pipeline_tests.conftest import REAL_DATA
 from covid_pipeline_tests.helpers.registry import count_independently, row, write_registry
-
-
-def run_graph(database_url, raw_location, cases_url, provinces_url, departments_url, quality=None, **kwargs):
-    resources = {
-        "quality": quality or QualityResource(),
-        "warehouse": WarehouseResource(database_url=database_url),
-        "raw_store": StoreResource(location=str(raw_location)),
-        "reports_store": StoreResource(location=str(raw_location) + "-reports"),
-        "sources": SourcesResource(
-            cases_url=cases_url,
-            provinces_url=provinces_url,
-            departments_url=departments_url,
-            backoff_seconds=0.01,
-        ),
-    }
-    return materialize(
-        [*all_assets, *all_checks], resources=resources, instance=DagsterInstance.ephemeral(), **kwargs
-    )
-
-
-def metadata_of(result, asset_name):
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == [asset_name]]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
-
-
-def query(url, statement):
-    with psycopg.connect(url) as conn:
-        return conn.execute(statement).fetchall()
+from covid_pipeline_tests.helpers.warehouse import metadata_of, query, run_graph
 
 
 def test_definitions_load_with_the_whole_graph():
@@ -173,7 +141,9 @@ def test_sources_over_http_and_raw_store_on_s3(database_url, http_server, s3_buc
     ]
     result = run_graph(database_url, f"s3://{s3_bucket}/raw", *urls)
     assert result.success
-    keys = sorted(o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"])
+    # the reports store is raw-reports/ in the same bucket
+    listing = boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="raw/")
+    keys = sorted(o["Key"] for o in listing["Contents"])
     assert "raw/manifest.json" in keys and len(keys) == 4
     assert any(k.startswith("raw/cases/") and k.endswith(".zip") for k in keys)
     raw = metadata_of(result, "raw_csv_s3")
@@ -181,7 +151,7 @@ def test_sources_over_http_and_raw_store_on_s3(database_url, http_server, s3_buc
     assert query(database_url, "SELECT count(*) FROM covid.cases") == [(300,)]
     # unchanged content is not stored again, and the cases load is skipped
     again = run_graph(database_url, f"s3://{s3_bucket}/raw", *urls)
-    assert len(boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]) == 4
+    assert len(boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="raw/")["Contents"]) == 4
     assert metadata_of(again, "cleaned_cases")["unchanged_source"] is True
 
 

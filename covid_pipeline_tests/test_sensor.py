@@ -8,7 +8,7 @@ from covid_pipeline.resources.sources import SourcesResource
 from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline_tests.conftest import REAL_DATA
 from covid_pipeline_tests.helpers.registry import row, write_registry
-from covid_pipeline_tests.test_pipeline import run_graph
+from covid_pipeline_tests.helpers.warehouse import run_graph
 
 
 def evaluate(sources: SourcesResource, raw_location) -> RunRequest | SkipReason:

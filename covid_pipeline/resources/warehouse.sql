@@ -24,3 +24,30 @@ CREATE TABLE IF NOT EXISTS covid.rejected_cases (
     reason       text   NOT NULL,
     raw_line     text   NOT NULL
 );
+
+-- Reporting: views for analysts and dashboards (created by the reporting_views asset).
+CREATE SCHEMA IF NOT EXISTS reporting;
+
+-- metabase_reader: a group role that can read the reporting schema and nothing else. Views run with their
+-- owner's privileges, so SELECT on reporting.* is enough: covid.* stays out of reach. The deployment creates
+-- the login Metabase uses as a member (CREATE ROLE metabase LOGIN PASSWORD '...' IN ROLE metabase_reader),
+-- with its password kept out of this file. Roles are cluster-wide: another database may create it first.
+-- Without CREATEROLE (RDS's master user has it) the pipeline still runs: only Metabase's access is missing.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'metabase_reader') THEN
+        BEGIN
+            CREATE ROLE metabase_reader NOLOGIN;
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN NULL;
+            WHEN insufficient_privilege THEN
+                RAISE WARNING 'cannot create role metabase_reader (needs CREATEROLE): Metabase cannot read reporting.*';
+        END;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'metabase_reader') THEN
+        GRANT USAGE ON SCHEMA reporting TO metabase_reader;
+        GRANT SELECT ON ALL TABLES IN SCHEMA reporting TO metabase_reader;
+        ALTER DEFAULT PRIVILEGES IN SCHEMA reporting GRANT SELECT ON TABLES TO metabase_reader;
+    END IF;
+END
+$$;

@@ -7,7 +7,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-class LoopbackServer:
+class LoopbackHTTPServer:
+    """Serves `handler` on 127.0.0.1 (a free port) from a thread, for the duration of a `with` block."""
+
+    def __init__(self, handler):
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+class LoopbackServer(LoopbackHTTPServer):
     """Serves files of `root` on 127.0.0.1. Faults are set per test:
 
     - `cut_after[name] = (n_bytes, times)`: close the connection after n bytes, `times` times.
@@ -20,20 +41,10 @@ class LoopbackServer:
         self.cut_after: dict[str, tuple[int, int]] = {}
         self.ranges = True
         self.requests: list[tuple[str, str, dict]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(self._handler())
 
     def url(self, name: str) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/{name}"
+        return f"{self.base_url}/{name}"
 
     def publish(self, name: str, data: bytes) -> str:
         (self.root / name).write_bytes(data)

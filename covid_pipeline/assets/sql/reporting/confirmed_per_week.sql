@@ -1,0 +1,34 @@
+-- reporting.confirmed_per_week: confirmed cases per week (Monday to Sunday) of notification over the last two
+-- months, with the change against the week before.
+-- "Last two months" ends on reference_date (see latest_update), not on today: the weeks shown are those that
+-- overlap (reference_date - 2 months, reference_date], i.e. from the week of last_two_months_start on.
+-- The previous-week figures come from the full series, so the first week shown has a change too.
+-- The last week is usually cut short by the reference date: complete_week says whether all its seven days
+-- are in the data.
+CREATE VIEW reporting.confirmed_per_week AS
+WITH ref AS (
+    SELECT reference_date, last_two_months_start FROM reporting.latest_update
+), weekly AS (
+    SELECT date_trunc('week', date)::date AS week_start, sum(confirmed) AS confirmed
+      FROM covid.daily_aggregates
+     WHERE date IS NOT NULL
+     GROUP BY 1
+), weeks AS (
+    SELECT generate_series(min(week_start), max(week_start), interval '1 week')::date AS week_start FROM weekly
+), series AS (
+    SELECT weeks.week_start,
+           coalesce(weekly.confirmed, 0)                                          AS confirmed,
+           lag(coalesce(weekly.confirmed, 0)) OVER (ORDER BY weeks.week_start)   AS previous_week_confirmed
+      FROM weeks
+      LEFT JOIN weekly USING (week_start)
+)
+SELECT series.week_start,
+       series.week_start + 6                                                           AS week_end,
+       series.confirmed::bigint                                                        AS confirmed,
+       series.previous_week_confirmed::bigint                                          AS previous_week_confirmed,
+       (series.confirmed - series.previous_week_confirmed)::bigint                     AS change,
+       round(100.0 * (series.confirmed - series.previous_week_confirmed)
+             / nullif(series.previous_week_confirmed, 0), 1)                           AS change_pct,
+       series.week_start + 6 <= ref.reference_date                                     AS complete_week
+  FROM series, ref
+ WHERE series.week_start >= date_trunc('week', ref.last_two_months_start)::date;

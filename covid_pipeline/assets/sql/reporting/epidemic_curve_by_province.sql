@@ -1,0 +1,47 @@
+-- reporting.epidemic_curve_by_province: per province of residence and day, confirmed cases by notification date
+-- (fecha_apertura) and deaths of confirmed cases by date of death (fecha_fallecimiento), with their 7-day averages
+-- (the day and the six before it, divided by 7). Every day from the first notification to the last date with data
+-- is listed for every province that has any case, with 0 on days without one, so the averages are true averages.
+-- Deaths dated before the first notification or after the registry's ultima_actualizacion are typing errors and
+-- are left out (case_fatality_by_province still counts them). An empty province is 99, SIN ESPECIFICAR: "Unknown".
+CREATE VIEW reporting.epidemic_curve_by_province AS
+WITH span AS (
+    SELECT first_date, greatest(coalesce(last_updated, reference_date), reference_date) AS last_date
+      FROM reporting.latest_update
+), confirmed AS (
+    SELECT date, coalesce(province_id, 99) AS province_id, sum(confirmed) AS confirmed
+      FROM covid.daily_aggregates
+     WHERE date IS NOT NULL
+     GROUP BY 1, 2
+    HAVING sum(confirmed) > 0
+), deaths AS (
+    SELECT cases.death_date AS date, coalesce(cases.residence_province_id, 99) AS province_id, count(*) AS deaths
+      FROM covid.cases, span
+     WHERE cases.classification_summary = 'Confirmado'
+       AND cases.deceased
+       AND cases.death_date BETWEEN span.first_date AND span.last_date
+     GROUP BY 1, 2
+), places AS (
+    SELECT province_id FROM confirmed UNION SELECT province_id FROM deaths
+), days AS (
+    SELECT generate_series(min(date), max(date), interval '1 day')::date AS date
+      FROM (SELECT date FROM confirmed UNION ALL SELECT date FROM deaths) AS dated
+), daily AS (
+    SELECT days.date, places.province_id,
+           coalesce(confirmed.confirmed, 0) AS confirmed,
+           coalesce(deaths.deaths, 0)       AS deaths
+      FROM days
+     CROSS JOIN places
+      LEFT JOIN confirmed USING (date, province_id)
+      LEFT JOIN deaths USING (date, province_id)
+)
+SELECT daily.date,
+       daily.province_id,
+       coalesce(provinces.name, 'Unknown')         AS province,
+       daily.confirmed::bigint                     AS confirmed,
+       daily.deaths::bigint                        AS deaths,
+       round(sum(daily.confirmed) OVER w / 7.0, 2) AS confirmed_7day_avg,
+       round(sum(daily.deaths) OVER w / 7.0, 2)    AS deaths_7day_avg
+  FROM daily
+  LEFT JOIN covid.provinces USING (province_id)
+WINDOW w AS (PARTITION BY daily.province_id ORDER BY daily.date ROWS BETWEEN 6 PRECEDING AND CURRENT ROW);
