@@ -1,0 +1,180 @@
+"""The AWS deployment's Dagster instance, loaded for real: Postgres storage on the embedded server,
+and the EcsRunLauncher starting a run as a Fargate task on moto's ECS server over HTTP.
+
+Only what CloudFormation would have created is made by hand here: the cluster, the subnets and
+security group, and the run task definition (same family and container name as services.yaml).
+"""
+
+import importlib.util
+import json
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import boto3
+import psycopg
+import pytest
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+INSTANCE_TEMPLATE = DEPLOY / "dagster" / "dagster.yaml"
+WORKSPACE = DEPLOY / "dagster" / "workspace.yaml"
+RUN_FAMILY = "covid-pipeline-run"
+PASSWORD = f"secret-{uuid.uuid4().hex}"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/covid-pipeline:0123abc"
+
+
+def load_render_module():
+    spec = importlib.util.spec_from_file_location(
+        "render_instance", DEPLOY / "dagster" / "render_instance.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def aws_run_resources(moto_endpoint, s3_bucket) -> SimpleNamespace:
+    """What the stacks create for runs, on moto, and the env vars the services stack hands the daemon."""
+    ec2 = boto3.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # as network.yaml
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"]["SubnetId"]
+        for cidr, zone in (("10.0.16.0/24", "us-east-1a"), ("10.0.17.0/24", "us-east-1b"))
+    ]
+    group = ec2.create_security_group(GroupName="run-tasks", Description="run tasks", VpcId=vpc)["GroupId"]
+    ecs = boto3.client("ecs")
+    cluster = ecs.create_cluster(clusterName=f"covid-{uuid.uuid4().hex[:8]}")["cluster"]["clusterName"]
+    task_definition = ecs.register_task_definition(
+        family=RUN_FAMILY,
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="1024",
+        memory="4096",
+        containerDefinitions=[{"name": "run", "image": IMAGE, "essential": True, "memory": 4096}],
+    )["taskDefinition"]
+    return SimpleNamespace(
+        task_definition_arn=task_definition["taskDefinitionArn"],
+        cluster=cluster,
+        subnets=subnets,
+        environment={
+            "DAGSTER_ECS_CLUSTER": cluster,
+            "DAGSTER_RUN_TASK_DEFINITION": RUN_FAMILY,
+            "DAGSTER_RUN_SUBNETS": ",".join(subnets),
+            "DAGSTER_RUN_SECURITY_GROUP": group,
+            "DAGSTER_COMPUTE_LOGS_BUCKET": s3_bucket,
+        },
+    )
+
+
+@pytest.fixture
+def deployment_instance(tmp_path, monkeypatch, database_url, aws_run_resources):
+    """The deployment dagster.yaml rendered as the webserver/daemon entrypoint does, then loaded."""
+    from dagster import DagsterInstance
+
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    # The embedded server listens on a unix socket only: an empty host makes libpq use PGHOST.
+    monkeypatch.setenv("PGHOST", info["host"])
+    environment = {
+        **aws_run_resources.environment,
+        "DAGSTER_PG_HOST": "",
+        "DAGSTER_PG_PORT": str(info.get("port") or 5432),
+        "DAGSTER_PG_DB": info["dbname"],
+        "DAGSTER_PG_USERNAME": info["user"],
+        # The embedded server trusts local connections, so any password works: this one must
+        # never show up in what is sent to ECS.
+        "DAGSTER_PG_PASSWORD": PASSWORD,
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    home = tmp_path / "dagster-home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    load_render_module().main([str(INSTANCE_TEMPLATE)])
+    with DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+def test_rendering_names_a_missing_variable(monkeypatch, tmp_path):
+    monkeypatch.delenv("DAGSTER_RUN_SUBNETS", raising=False)
+    with pytest.raises(SystemExit, match="DAGSTER_RUN_SUBNETS"):
+        load_render_module().main([str(INSTANCE_TEMPLATE), str(tmp_path / "dagster.yaml")])
+
+
+def test_deployment_instance_uses_postgres_and_the_ecs_run_launcher(
+    deployment_instance, database_url, aws_run_resources
+):
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+    from dagster_aws.ecs import EcsRunLauncher
+    from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+
+    instance = deployment_instance
+    assert isinstance(instance.run_storage, PostgresRunStorage)
+    assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+    assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+    assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+    assert isinstance(instance.compute_log_manager, S3ComputeLogManager)
+    assert instance.run_monitoring_enabled and instance.run_retries_enabled
+    assert instance.run_retries_max_retries == 2
+
+    launcher = instance.run_launcher
+    assert isinstance(launcher, EcsRunLauncher)
+    # The launcher resolved the family to the latest registered revision.
+    assert launcher.task_definition == aws_run_resources.task_definition_arn
+    network = launcher.run_task_kwargs["networkConfiguration"]["awsvpcConfiguration"]
+    assert network["subnets"] == aws_run_resources.subnets
+    assert network["securityGroups"] == [aws_run_resources.environment["DAGSTER_RUN_SECURITY_GROUP"]]
+    assert network["assignPublicIp"] == "DISABLED"
+
+    # Dagster created its schema in the configured database (the one on the RDS master in AWS).
+    with psycopg.connect(database_url) as conn:
+        tables = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+    assert {"runs", "event_logs", "jobs"} <= tables
+
+
+def test_launching_a_run_starts_one_fargate_task_of_the_run_task_definition(
+    deployment_instance, aws_run_resources
+):
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster._grpc.types import ExecuteRunArgs
+    from dagster._serdes import deserialize_value
+
+    from covid_pipeline.definitions import defs
+
+    instance = deployment_instance
+    with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(WORKSPACE)])) as process:
+        workspace = process.create_request_context()
+        location = workspace.get_code_location("covid_pipeline")
+        repository = next(iter(location.get_repositories().values()))
+        remote_job = repository.get_full_job("refresh_everything")
+        run = instance.create_run_for_job(
+            defs.resolve_job_def("refresh_everything"),
+            remote_job_origin=remote_job.get_remote_origin(),
+            job_code_origin=remote_job.get_python_origin(),
+        )
+        instance.launch_run(run.run_id, workspace)
+
+    run = instance.get_run_by_id(run.run_id)
+    ecs = boto3.client("ecs")
+    cluster = aws_run_resources.cluster
+    task_arns = ecs.list_tasks(cluster=cluster)["taskArns"]
+    assert task_arns == [run.tags["ecs/task_arn"]]
+    task = ecs.describe_tasks(cluster=cluster, tasks=task_arns, include=["TAGS"])["tasks"][0]
+
+    assert task["launchType"] == "FARGATE"
+    assert task["taskDefinitionArn"] == aws_run_resources.task_definition_arn
+    (override,) = task["overrides"]["containerOverrides"]
+    assert override["name"] == "run"
+    command = override["command"]
+    assert command[:3] == ["dagster", "api", "execute_run"]
+    # What the run worker gets: this run, this instance's storage, the code from the installed package.
+    args = deserialize_value(command[3], ExecuteRunArgs)
+    assert args.run_id == run.run_id
+    assert args.instance_ref.run_storage_data.class_name == "PostgresRunStorage"
+    assert args.job_origin.repository_origin.code_pointer.module == "covid_pipeline.definitions"
+    assert PASSWORD not in json.dumps(task, default=str)
+    assert {"key": "dagster/run_id", "value": run.run_id} in task["tags"]
+    attachment = task["attachments"][0]
+    details = {d["name"]: d["value"] for d in attachment["details"]}
+    assert details["subnetId"] in aws_run_resources.subnets
