@@ -2,11 +2,15 @@
 and the EcsRunLauncher starting a run as a Fargate task on moto's ECS server over HTTP.
 
 Only what CloudFormation would have created is made by hand here: the cluster, the subnets and
-security group, and the run task definition (same family and container name as services.yaml).
+security group, the run task definition (same family and container name as services.yaml) and
+the Parameter Store entries the image's entrypoint turns into environment variables.
 """
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,19 +18,19 @@ from types import SimpleNamespace
 import boto3
 import psycopg
 import pytest
+import yaml
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
-INSTANCE_TEMPLATE = DEPLOY / "dagster" / "dagster.yaml"
-WORKSPACE = DEPLOY / "dagster" / "workspace.yaml"
-RUN_FAMILY = "covid-pipeline-run"
+ROOT = Path(__file__).resolve().parents[1]
+INSTANCE_TEMPLATE = ROOT / "deploy" / "dagster" / "dagster.yaml"
+WORKSPACE = ROOT / "deploy" / "dagster" / "workspace.yaml"
+ENTRYPOINT = ROOT / "docker" / "entrypoint.py"
+RUN_FAMILY = "covid-run"  # services.yaml: ${EnvironmentName}-run
 PASSWORD = f"secret-{uuid.uuid4().hex}"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/covid-pipeline:0123abc"
 
 
-def load_render_module():
-    spec = importlib.util.spec_from_file_location(
-        "render_instance", DEPLOY / "dagster" / "render_instance.py"
-    )
+def load_entrypoint():
+    spec = importlib.util.spec_from_file_location("entrypoint", ENTRYPOINT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -89,15 +93,15 @@ def deployment_instance(tmp_path, monkeypatch, database_url, aws_run_resources):
         monkeypatch.setenv(name, value)
     home = tmp_path / "dagster-home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    load_render_module().main([str(INSTANCE_TEMPLATE)])
+    monkeypatch.setenv("DAGSTER_INSTANCE_TEMPLATE", str(INSTANCE_TEMPLATE))
+    load_entrypoint().write_instance(os.environ)
     with DagsterInstance.from_config(str(home)) as instance:
         yield instance
 
 
-def test_rendering_names_a_missing_variable(monkeypatch, tmp_path):
-    monkeypatch.delenv("DAGSTER_RUN_SUBNETS", raising=False)
-    with pytest.raises(SystemExit, match="DAGSTER_RUN_SUBNETS"):
-        load_render_module().main([str(INSTANCE_TEMPLATE), str(tmp_path / "dagster.yaml")])
+def test_rendering_names_every_missing_variable():
+    with pytest.raises(SystemExit, match="DAGSTER_RUN_SECURITY_GROUP, DAGSTER_RUN_SUBNETS"):
+        load_entrypoint().render(INSTANCE_TEMPLATE.read_text(), {})
 
 
 def test_deployment_instance_uses_postgres_and_the_ecs_run_launcher(
@@ -178,3 +182,43 @@ def test_launching_a_run_starts_one_fargate_task_of_the_run_task_definition(
     attachment = task["attachments"][0]
     details = {d["name"]: d["value"] for d in attachment["details"]}
     assert details["subnetId"] in aws_run_resources.subnets
+
+
+def test_entrypoint_loads_parameter_store_renders_the_instance_and_runs_the_command(
+    moto_endpoint, tmp_path
+):
+    path = f"/covid-{uuid.uuid4().hex[:8]}/env"
+    ssm = boto3.client("ssm")
+    for name, value in {
+        "COVID_RAW_STORE": "s3://raw-bucket/raw",
+        "DAGSTER_RUN_SUBNETS": "subnet-1,subnet-2",
+        "DAGSTER_RUN_SECURITY_GROUP": "sg-1",
+        "DAGSTER_PG_PASSWORD": "from-parameter-store",
+    }.items():
+        ssm.put_parameter(Name=f"{path}/{name}", Value=value, Type="String")
+    ssm.put_parameter(Name=f"{path}/nested/IGNORED", Value="x", Type="String")
+    home = tmp_path / "home"
+    environment = {
+        **os.environ,
+        "SSM_ENV_PATH": path,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_INSTANCE_TEMPLATE": str(INSTANCE_TEMPLATE),
+        "DAGSTER_PG_PASSWORD": "from-ecs-secrets",  # what the task definition sets wins
+    }
+    show = "import json, os; print(json.dumps(dict(os.environ)))"
+    result = subprocess.run(
+        [sys.executable, str(ENTRYPOINT), sys.executable, "-c", show],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen["COVID_RAW_STORE"] == "s3://raw-bucket/raw"
+    assert seen["DAGSTER_PG_PASSWORD"] == "from-ecs-secrets"
+    assert "IGNORED" not in seen
+    rendered = yaml.safe_load((home / "dagster.yaml").read_text())
+    network = rendered["run_launcher"]["config"]["run_task_kwargs"]["networkConfiguration"]
+    assert network["awsvpcConfiguration"]["subnets"] == ["subnet-1", "subnet-2"]
+    assert network["awsvpcConfiguration"]["securityGroups"] == ["sg-1"]
+    assert rendered["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
