@@ -184,9 +184,7 @@ def test_launching_a_run_starts_one_fargate_task_of_the_run_task_definition(
     assert details["subnetId"] in aws_run_resources.subnets
 
 
-def test_entrypoint_loads_parameter_store_renders_the_instance_and_runs_the_command(
-    moto_endpoint, tmp_path
-):
+def test_entrypoint_loads_parameter_store_renders_the_instance_and_runs_the_command(moto_endpoint, tmp_path):
     path = f"/covid-{uuid.uuid4().hex[:8]}/env"
     ssm = boto3.client("ssm")
     for name, value in {
