@@ -1,5 +1,6 @@
 """The AWS deployment's Dagster instance, loaded for real: Postgres storage on the embedded server,
-and the EcsRunLauncher starting a run as a Fargate task on moto's ECS server over HTTP.
+and the Dagster daemon, started through the image's entrypoint, launching a queued run as a
+Fargate task with the EcsRunLauncher on moto's ECS server over HTTP.
 
 Only what CloudFormation would have created is made by hand here: the cluster, the subnets and
 security group, the run task definition (same family and container name as services.yaml) and
@@ -9,9 +10,13 @@ the Parameter Store entries the image's entrypoint turns into environment variab
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +24,7 @@ import boto3
 import psycopg
 import pytest
 import yaml
+from cfnlint.decode import decode
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTANCE_TEMPLATE = ROOT / "deploy" / "dagster" / "dagster.yaml"
@@ -57,17 +63,24 @@ def aws_run_resources(moto_endpoint, s3_bucket) -> SimpleNamespace:
         memory="4096",
         containerDefinitions=[{"name": "run", "image": IMAGE, "essential": True, "memory": 4096}],
     )["taskDefinition"]
+    # What cluster.yaml and storage.yaml write under /<EnvironmentName>/env/.
+    parameters = {
+        "DAGSTER_ECS_CLUSTER": cluster,
+        "DAGSTER_RUN_TASK_DEFINITION": RUN_FAMILY,
+        "DAGSTER_RUN_SUBNETS": ",".join(subnets),
+        "DAGSTER_RUN_SECURITY_GROUP": group,
+        "DAGSTER_COMPUTE_LOGS_BUCKET": s3_bucket,
+    }
+    path = f"/covid-{uuid.uuid4().hex[:8]}/env"
+    for name, value in parameters.items():
+        boto3.client("ssm").put_parameter(Name=f"{path}/{name}", Value=value, Type="String")
     return SimpleNamespace(
         task_definition_arn=task_definition["taskDefinitionArn"],
         cluster=cluster,
         subnets=subnets,
-        environment={
-            "DAGSTER_ECS_CLUSTER": cluster,
-            "DAGSTER_RUN_TASK_DEFINITION": RUN_FAMILY,
-            "DAGSTER_RUN_SUBNETS": ",".join(subnets),
-            "DAGSTER_RUN_SECURITY_GROUP": group,
-            "DAGSTER_COMPUTE_LOGS_BUCKET": s3_bucket,
-        },
+        security_group=group,
+        parameter_path=path,
+        parameter_names=set(parameters),
     )
 
 
@@ -80,7 +93,7 @@ def deployment_instance(tmp_path, monkeypatch, database_url, aws_run_resources):
     # The embedded server listens on a unix socket only: an empty host makes libpq use PGHOST.
     monkeypatch.setenv("PGHOST", info["host"])
     environment = {
-        **aws_run_resources.environment,
+        **load_entrypoint().parameters_under(aws_run_resources.parameter_path),
         "DAGSTER_PG_HOST": "",
         "DAGSTER_PG_PORT": str(info.get("port") or 5432),
         "DAGSTER_PG_DB": info["dbname"],
@@ -127,7 +140,7 @@ def test_deployment_instance_uses_postgres_and_the_ecs_run_launcher(
     assert launcher.task_definition == aws_run_resources.task_definition_arn
     network = launcher.run_task_kwargs["networkConfiguration"]["awsvpcConfiguration"]
     assert network["subnets"] == aws_run_resources.subnets
-    assert network["securityGroups"] == [aws_run_resources.environment["DAGSTER_RUN_SECURITY_GROUP"]]
+    assert network["securityGroups"] == [aws_run_resources.security_group]
     assert network["assignPublicIp"] == "DISABLED"
 
     # Dagster created its schema in the configured database (the one on the RDS master in AWS).
@@ -136,9 +149,65 @@ def test_deployment_instance_uses_postgres_and_the_ecs_run_launcher(
     assert {"runs", "event_logs", "jobs"} <= tables
 
 
-def test_launching_a_run_starts_one_fargate_task_of_the_run_task_definition(
-    deployment_instance, aws_run_resources
+# Where the Dockerfile puts the deployment's files, and where they are in this checkout.
+IN_IMAGE = {
+    "/opt/dagster/deploy/dagster.yaml": str(INSTANCE_TEMPLATE),
+    "/opt/dagster/deploy/workspace.yaml": str(WORKSPACE),
+}
+
+
+@contextmanager
+def container_process(definition: str, resources: SimpleNamespace, log_path: Path, **overrides: str):
+    """The container of a services.yaml task definition, started as ECS would start it: its
+    command through the image's entrypoint, its environment, and the stacks' configuration from
+    Parameter Store (not from this process). `overrides` replace command arguments."""
+    parsed, _ = decode(str(ROOT / "deploy" / "cloudformation" / "services.yaml"))
+    (spec,) = parsed["Resources"][definition]["Properties"]["ContainerDefinitions"]
+    command = [IN_IMAGE.get(arg, overrides.get(arg, arg)) for arg in spec["Command"]]
+    environment = {name: value for name, value in os.environ.items() if name not in resources.parameter_names}
+    for variable in spec["Environment"]:
+        value = variable["Value"]
+        environment[variable["Name"]] = (
+            resources.parameter_path if isinstance(value, dict) else IN_IMAGE[value]
+        )
+    environment["DAGSTER_HOME"] = str(log_path.with_suffix(".home"))
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ENTRYPOINT), *command], env=environment, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def daemon(deployment_instance, aws_run_resources, tmp_path):
+    with container_process("DaemonTaskDefinition", aws_run_resources, tmp_path / "daemon.log") as process:
+        yield process
+
+
+def wait_for_task(cluster: str, daemon, seconds: float = 90) -> list[str]:
+    """The cluster's tasks once there is one; bounded, and stops early if the daemon dies."""
+    ecs = boto3.client("ecs")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and daemon.poll() is None:
+        arns = ecs.list_tasks(cluster=cluster)["taskArns"]
+        if arns:
+            return arns
+        time.sleep(0.5)
+    return []
+
+
+def test_the_daemon_launches_a_queued_run_as_one_fargate_task_of_the_run_task_definition(
+    deployment_instance, aws_run_resources, daemon, tmp_path
 ):
+    from dagster import DagsterRunStatus
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
     from dagster._grpc.types import ExecuteRunArgs
@@ -146,6 +215,7 @@ def test_launching_a_run_starts_one_fargate_task_of_the_run_task_definition(
 
     from covid_pipeline.definitions import defs
 
+    # What the webserver does when someone clicks "Materialize all": the run is queued.
     instance = deployment_instance
     with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(WORKSPACE)])) as process:
         workspace = process.create_request_context()
@@ -157,14 +227,16 @@ def test_launching_a_run_starts_one_fargate_task_of_the_run_task_definition(
             remote_job_origin=remote_job.get_remote_origin(),
             job_code_origin=remote_job.get_python_origin(),
         )
-        instance.launch_run(run.run_id, workspace)
+        instance.submit_run(run.run_id, workspace)
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.QUEUED
 
-    run = instance.get_run_by_id(run.run_id)
-    ecs = boto3.client("ecs")
     cluster = aws_run_resources.cluster
-    task_arns = ecs.list_tasks(cluster=cluster)["taskArns"]
+    task_arns = wait_for_task(cluster, daemon)
+    assert task_arns, (tmp_path / "daemon.log").read_text()[-3000:]
+    run = instance.get_run_by_id(run.run_id)
+    assert run.status == DagsterRunStatus.STARTING
     assert task_arns == [run.tags["ecs/task_arn"]]
-    task = ecs.describe_tasks(cluster=cluster, tasks=task_arns, include=["TAGS"])["tasks"][0]
+    task = boto3.client("ecs").describe_tasks(cluster=cluster, tasks=task_arns, include=["TAGS"])["tasks"][0]
 
     assert task["launchType"] == "FARGATE"
     assert task["taskDefinitionArn"] == aws_run_resources.task_definition_arn
@@ -179,9 +251,31 @@ def test_launching_a_run_starts_one_fargate_task_of_the_run_task_definition(
     assert args.job_origin.repository_origin.code_pointer.module == "covid_pipeline.definitions"
     assert PASSWORD not in json.dumps(task, default=str)
     assert {"key": "dagster/run_id", "value": run.run_id} in task["tags"]
-    attachment = task["attachments"][0]
-    details = {d["name"]: d["value"] for d in attachment["details"]}
+    details = {detail["name"]: detail["value"] for detail in task["attachments"][0]["details"]}
     assert details["subnetId"] in aws_run_resources.subnets
+
+
+def test_the_webserver_answers_the_load_balancers_health_check(
+    deployment_instance, aws_run_resources, tmp_path
+):
+    cluster, _ = decode(str(ROOT / "deploy" / "cloudformation" / "cluster.yaml"))
+    health_path = cluster["Resources"]["DagsterTargetGroup"]["Properties"]["HealthCheckPath"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "webserver.log"
+    overrides = {"0.0.0.0": "127.0.0.1", "3000": str(port)}
+    with container_process("WebserverTaskDefinition", aws_run_resources, log, **overrides) as webserver:
+        deadline, answer = time.monotonic() + 90, None
+        while answer is None and time.monotonic() < deadline and webserver.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{health_path}", timeout=5) as response:
+                    answer = response.status, json.loads(response.read())
+            except OSError:
+                time.sleep(0.5)
+    assert answer is not None, log.read_text()[-3000:]
+    status, info = answer
+    assert status == 200 and info["dagster_version"]
 
 
 def test_entrypoint_loads_parameter_store_renders_the_instance_and_runs_the_command(moto_endpoint, tmp_path):
