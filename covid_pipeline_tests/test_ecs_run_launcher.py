@@ -44,7 +44,7 @@ def load_entrypoint():
 
 @pytest.fixture
 def aws_run_resources(moto_endpoint, s3_bucket) -> SimpleNamespace:
-    """What the stacks create for runs, on moto, and the env vars the services stack hands the daemon."""
+    """What the stacks create for runs, on moto, and the Parameter Store entries they write."""
     ec2 = boto3.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # as network.yaml
@@ -166,10 +166,8 @@ def container_process(definition: str, resources: SimpleNamespace, log_path: Pat
     command = [IN_IMAGE.get(arg, overrides.get(arg, arg)) for arg in spec["Command"]]
     environment = {name: value for name, value in os.environ.items() if name not in resources.parameter_names}
     for variable in spec["Environment"]:
-        value = variable["Value"]
-        environment[variable["Name"]] = (
-            resources.parameter_path if isinstance(value, dict) else IN_IMAGE[value]
-        )
+        name, value = variable["Name"], variable["Value"]
+        environment[name] = resources.parameter_path if name == "SSM_ENV_PATH" else IN_IMAGE[value]
     environment["DAGSTER_HOME"] = str(log_path.with_suffix(".home"))
     with open(log_path, "w") as log:
         process = subprocess.Popen(
