@@ -1,6 +1,6 @@
 """The AWS deployment as far as it can be checked without AWS or a Docker engine.
 
-- Every CloudFormation template passes cfn-lint, and the properties the design relies on are there
+- Every CloudFormation template passes cfn-lint (no errors; warnings are reported), and the properties the design relies on are there
   (read with cfn-lint's own loader, so !Ref / !Sub / !ImportValue parse).
 - The stacks fit together: each import is exported by a stack deployed earlier (deploy.sh's order),
   and every variable the Dagster containers need reaches them (Parameter Store or ECS secrets).
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -101,9 +102,11 @@ def test_template_passes_cfn_lint(stack):
     assert path.stat().st_size < 51_200
     matches = lint_file(path)
     errors = [str(match) for match in matches if match.rule.id.startswith("E")]
-    warnings = [str(match) for match in matches if match.rule.id.startswith("W")]
     assert not errors, "\n".join(errors)
-    assert not warnings, "\n".join(warnings)
+    # None today. A newer cfn-lint may add warning rules (deprecations): shown, not failing CI.
+    for match in matches:
+        if match.rule.id.startswith("W"):
+            warnings.warn(f"cfn-lint: {match}", stacklevel=1)
 
 
 def test_each_import_is_exported_by_an_earlier_stack():
@@ -420,8 +423,6 @@ def test_shell_scripts_pass_shellcheck(script):
 @pytest.fixture
 def fresh_server(tmp_path):
     """A server of its own: the task creates cluster-wide roles the shared test server must not get."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
