@@ -296,6 +296,7 @@ def instance_variables() -> set[str]:
             | {"COVID_DATABASE_URL", "COVID_DATABASE_PASSWORD", "COVID_RAW_STORE", "COVID_REPORTS_STORE"},
         ),
     ],
+    ids=["webserver", "daemon", "run"],
 )
 def test_dagster_containers_receive_every_variable_they_need(definition, needed):
     spec = container(definition)
