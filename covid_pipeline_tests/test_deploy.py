@@ -226,6 +226,11 @@ def test_orchestrator_may_launch_only_run_tasks_and_pass_only_their_roles():
         ":task-definition/${EnvironmentName}-run:*"
     )
     assert set(statements["WatchAndStopRunTasks"]["Action"]) == {"ecs:DescribeTasks", "ecs:StopTask"}
+    # The sensor reads what was fetched last, and only that.
+    assert statements["SensorReadsWhatWasFetchedLast"]["Action"] == "s3:GetObject"
+    assert (
+        statements["SensorReadsWhatWasFetchedLast"]["Resource"]["Fn::Sub"][0] == "${Bucket}/raw/manifest.json"
+    )
     assert statements["PassRunRoles"]["Resource"] == [
         {"Fn::GetAtt": ["RunTaskRole", "Arn"]},
         {"Fn::GetAtt": ["DagsterExecutionRole", "Arn"]},
@@ -282,7 +287,8 @@ def instance_variables() -> set[str]:
     ("definition", "needed"),
     [
         ("WebserverTaskDefinition", instance_variables()),
-        ("DaemonTaskDefinition", instance_variables()),
+        # The daemon also evaluates the schedule and the new-publication sensor (raw store's manifest).
+        ("DaemonTaskDefinition", instance_variables() | {"COVID_AUTOMATION", "COVID_RAW_STORE"}),
         # The run worker gets the instance from the daemon and runs the pipeline's code.
         (
             "RunTaskDefinition",
