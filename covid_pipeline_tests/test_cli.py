@@ -9,7 +9,7 @@ import psycopg
 
 def covid_pipeline(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "covid_pipeline.cli", *args],
+        [sys.executable, "-m", "covid_pipeline", *args],  # the README's command
         env={**os.environ, **env},
         capture_output=True,
         text=True,
