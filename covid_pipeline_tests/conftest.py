@@ -16,7 +16,10 @@ from psycopg import sql
 
 from covid_pipeline.resources.embedded_postgres import start_server
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+# Real registry and georef files (provenance in its README), kept with the tests so they run anywhere;
+# test_real_data.py checks them against the team's shared copy when that is beside the checkout.
+REAL_DATA = Path(__file__).resolve().parent / "data" / "real"
+SHARED_REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
 @pytest.fixture(scope="session")

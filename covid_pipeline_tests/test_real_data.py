@@ -1,0 +1,18 @@
+"""The real files the tests use are exact copies of the team's shared reference data."""
+
+import pytest
+
+from covid_pipeline_tests.conftest import REAL_DATA, SHARED_REAL_DATA
+
+VENDORED = sorted(p.name for p in REAL_DATA.iterdir() if p.suffix == ".csv")
+
+
+@pytest.mark.skipif(not SHARED_REAL_DATA.is_dir(), reason="no shared/ beside this checkout")
+@pytest.mark.parametrize("name", VENDORED)
+def test_vendored_file_is_the_shared_one(name):
+    assert (REAL_DATA / name).read_bytes() == (SHARED_REAL_DATA / name).read_bytes()
+
+
+def test_the_real_registry_samples_are_there():
+    assert "covid19casos_tp_covid_2020-11-23_utf8_repaired.csv" in VENDORED
+    assert (REAL_DATA / "README.md").read_text().startswith("# Real data")
