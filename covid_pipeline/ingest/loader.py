@@ -6,7 +6,6 @@ database and the parser work at the same time; at most a few chunks are ever in 
 """
 
 import csv
-import io
 import queue
 import tempfile
 import threading
@@ -17,10 +16,10 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pgpq
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from psycopg import sql
 
 from covid_pipeline.ingest.cleaning import CleanChunk, Reject, check_header, clean_chunk
@@ -33,11 +32,25 @@ from covid_pipeline.ingest.reader import (
     looks_double_encoded,
     open_csv_member,
 )
-from covid_pipeline.ingest.registry_format import LOADED_COLUMNS
+from covid_pipeline.ingest.registry_format import LOADED_COLUMNS, REGISTRY_COLUMNS, Kind
 from covid_pipeline.resources.warehouse import read_sql, swap_in
 
 SCHEMA, TABLE, INCOMING = "covid", "cases", "cases__incoming"
 SAMPLE_REJECTS = 20
+
+# The Arrow types that match covid.cases column for column (cases_table.sql): COPY's binary format
+# carries values as the server stores them, so each type must be exact (int64 is bigint, int32 integer).
+ARROW_TYPES = {
+    Kind.ID: pa.int64(),
+    Kind.INT: pa.int32(),
+    Kind.TEXT: pa.string(),
+    Kind.AGE_UNIT: pa.string(),
+    Kind.DATE: pa.date32(),
+    Kind.FLAG: pa.bool_(),
+}
+COPY_SCHEMA = pa.schema(
+    [(c.target, ARROW_TYPES[c.kind]) for c in REGISTRY_COLUMNS] + [("source_line", pa.int64())]
+)
 
 
 @dataclass
@@ -129,10 +142,13 @@ def _copy_records(
     """COPY every clean row into the loading table; returns the ids that occurred more than once."""
     seen = SeenIds()
     columns = sql.SQL(", ").join(map(sql.Identifier, LOADED_COLUMNS))
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, FREEZE)").format(
+    # Binary COPY: the server reads typed values instead of parsing text (a third less of its time).
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
         sql.Identifier(SCHEMA, INCOMING), columns
     )
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(COPY_SCHEMA)
     with conn.cursor().copy(statement) as copy:
+        copy.write(encoder.write_header())
         for cleaned in _cleaned_chunks(stream, chunk_bytes):
             table = cleaned.table
             report.rows_read += cleaned.rows_read
@@ -146,7 +162,9 @@ def _copy_records(
             chunk_last = pc.max(table.column("last_updated")).as_py()
             if chunk_last and (report.last_updated is None or chunk_last > report.last_updated):
                 report.last_updated = chunk_last
-            copy.write(_as_csv(table))
+            for batch in table.cast(COPY_SCHEMA).to_batches():
+                copy.write(encoder.write_batch(batch))
+        copy.write(encoder.finish())
     report.encoding = stream.encoding
     report.duplicate_rows = seen.duplicate_rows
     report.rows_loaded -= seen.duplicate_rows
@@ -206,12 +224,6 @@ def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
             yield clean_chunk(chunk)
     if not header_seen:
         raise SourceFormatError(f"{stream.name}: the file is empty (no header, no rows)")
-
-
-def _as_csv(table: pa.Table) -> bytes:
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, batch_size=65536))
-    return buffer.getbuffer()
 
 
 def _finish_table(conn, duplicate_ids: list[int]) -> None:
