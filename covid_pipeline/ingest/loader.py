@@ -146,10 +146,11 @@ def _copy_records(
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
         sql.Identifier(SCHEMA, INCOMING), columns
     )
-    encoder = pgpq.ArrowToPostgresBinaryEncoder(COPY_SCHEMA)
     with conn.cursor().copy(statement) as copy:
-        copy.write(encoder.write_header())
-        for cleaned in _cleaned_chunks(stream, chunk_bytes):
+        for cleaned, copy_data in _cleaned_chunks(stream, chunk_bytes):
+            copy.write(copy_data)
+            if cleaned is None:  # the format's trailer
+                continue
             table = cleaned.table
             report.rows_read += cleaned.rows_read
             report.rows_loaded += table.num_rows
@@ -162,9 +163,6 @@ def _copy_records(
             chunk_last = pc.max(table.column("last_updated")).as_py()
             if chunk_last and (report.last_updated is None or chunk_last > report.last_updated):
                 report.last_updated = chunk_last
-            for batch in table.cast(COPY_SCHEMA).to_batches():
-                copy.write(encoder.write_batch(batch))
-        copy.write(encoder.finish())
     report.encoding = stream.encoding
     report.duplicate_rows = seen.duplicate_rows
     report.rows_loaded -= seen.duplicate_rows
@@ -174,14 +172,17 @@ def _copy_records(
     return seen.duplicate_ids()
 
 
-def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
-    """Clean chunks in a worker thread (Arrow releases the GIL) while the caller writes COPY."""
+def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[tuple[CleanChunk | None, bytes]]:
+    """Clean and encode chunks in a worker thread (Arrow releases the GIL) while the caller writes COPY.
+
+    The encoding is done here too: it holds the GIL, and the caller's thread should only wait on the socket.
+    """
     results: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
     def produce():
         try:
-            for cleaned in _clean_all(stream, chunk_bytes):
+            for cleaned in _with_copy_data(_clean_all(stream, chunk_bytes)):
                 while not stop.is_set():
                     try:
                         results.put(cleaned, timeout=0.5)
@@ -204,6 +205,18 @@ def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk
     finally:
         stop.set()
         worker.join(timeout=30)
+
+
+def _with_copy_data(chunks: Iterator[CleanChunk]) -> Iterator[tuple[CleanChunk | None, bytes]]:
+    """Each chunk with its rows in COPY's binary format; the format's header comes with the first
+    chunk, its trailer last on its own (with no chunk)."""
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(COPY_SCHEMA)
+    header = encoder.write_header()
+    for cleaned in chunks:
+        batches = cleaned.table.cast(COPY_SCHEMA).to_batches()
+        yield cleaned, header + b"".join(encoder.write_batch(batch) for batch in batches)
+        header = b""
+    yield None, header + encoder.finish()
 
 
 def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
