@@ -5,8 +5,9 @@
 Every row mixes three real rows of the sample, so joint values stay realistic: one gives the place
 (country, residence province/department names and ids, reporting province), one the person and
 outcome (sex, age, flags, classification, funding, and how many days each date lies from
-`fecha_apertura`, or that it is empty), and the moving window gives `fecha_apertura` itself, which
-advances with the ascending ids from 2020-03 to 2022-06 like the real publication. `sepi_apertura`
+`fecha_apertura`, or that it is empty), and a moving window gives `fecha_apertura` itself: it starts
+on 2020-03-01 and advances with the ascending ids, `--rows-per-day` rows a day (the full registry
+holds tens of millions of rows notified over about two and a half years). `sepi_apertura`
 is the epidemiological week of that date. A few ids repeat a recent one (a later correction: the
 loader keeps the last). Output is SISA's quoting (non-empty fields quoted, empty ones bare), UTF-8,
 LF, zipped as `Covid19Casos.csv`; rows are streamed, so memory does not grow with `--rows`.
@@ -46,8 +47,8 @@ DATES = (
     "fecha_fallecimiento",
     "fecha_diagnostico",
 )
-FIRST_DAY, LAST_DAY = date(2020, 3, 1), date(2022, 6, 30)
-LAST_UPDATED = LAST_DAY + timedelta(days=1)
+FIRST_DAY = date(2020, 3, 1)
+ROWS_PER_DAY = 30_000
 BATCH = 50_000
 FIRST_ID = 1_000_000
 
@@ -104,18 +105,27 @@ class RealShapes:
 class RegistryWriter:
     """Synthetic rows, batch by batch, as CSV lines."""
 
-    def __init__(self, rows: int, seed: int, duplicate_share: float, bad_rows: int, shapes: RealShapes):
+    def __init__(
+        self,
+        rows: int,
+        seed: int,
+        duplicate_share: float,
+        bad_rows: int,
+        rows_per_day: int,
+        shapes: RealShapes,
+    ):
         self.rows, self.shapes = rows, shapes
         self.random = np.random.default_rng(seed)
         self.duplicate_share = duplicate_share
         # Bad rows spread evenly through the file, each breaking the contract in the next way.
         spread = np.linspace(0, rows - 1, min(bad_rows, rows), dtype=np.int64).tolist() if bad_rows else []
         self.bad_at = {index: BAD_ROW_CHANGES[n % len(BAD_ROW_CHANGES)] for n, index in enumerate(spread)}
-        span = (LAST_DAY - FIRST_DAY).days
+        self.rows_per_day = rows_per_day
+        span = rows // rows_per_day + 1
         self.days = [FIRST_DAY + timedelta(days=d) for d in range(-400, span + 400)]
+        self.last_updated = quoted((FIRST_DAY + timedelta(days=span + 1)).isoformat())
         self.day_text = [quoted(d.isoformat()) for d in self.days]
         self.week_text = [quoted(str(epi_week(d))) for d in self.days]
-        self.span = span
         self.duplicates = 0
 
     def lines(self):
@@ -141,7 +151,7 @@ class RegistryWriter:
                     case_id = next_id
                     if not bad:  # a rejected row's id is never repeated: the counts stay exact
                         recent.append(case_id)
-                day = 400 + max(0, index * self.span // max(self.rows, 1) + int(jitter[k]))
+                day = 400 + max(0, index // self.rows_per_day + int(jitter[k]))
                 place, person = self.shapes.places[places[k]], self.shapes.people[people[k]]
                 yield self._line(case_id, place, person, day, bad)
 
@@ -158,7 +168,7 @@ class RegistryWriter:
             "id_evento_caso": quoted(str(case_id)),
             "fecha_apertura": self.day_text[day],
             "sepi_apertura": self.week_text[day],
-            "ultima_actualizacion": quoted(LAST_UPDATED.isoformat()),
+            "ultima_actualizacion": self.last_updated,
         }
         if bad:
             values.update(bad)
@@ -166,10 +176,17 @@ class RegistryWriter:
 
 
 def write_registry(
-    out: Path, rows: int, *, seed: int = 1, duplicate_share: float = 0.001, bad_rows: int = 0, level: int = 6
+    out: Path,
+    rows: int,
+    *,
+    seed: int = 1,
+    duplicate_share: float = 0.001,
+    bad_rows: int = 0,
+    rows_per_day: int = ROWS_PER_DAY,
+    level: int = 6,
 ) -> dict:
     """Write the zip; returns what it holds (rows, duplicates, bad rows, bytes of the CSV)."""
-    writer = RegistryWriter(rows, seed, duplicate_share, bad_rows, RealShapes())
+    writer = RegistryWriter(rows, seed, duplicate_share, bad_rows, rows_per_day, RealShapes())
     out.parent.mkdir(parents=True, exist_ok=True)
     csv_bytes = 0
     with (
@@ -208,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--bad-rows", type=int, default=0, help="rows that break the contract (rejected on load)"
     )
+    parser.add_argument("--rows-per-day", type=int, default=ROWS_PER_DAY, help="rows notified each day")
     parser.add_argument("--level", type=int, default=6, help="zip deflate level")
     args = parser.parse_args(argv)
     summary = write_registry(
@@ -216,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         duplicate_share=args.duplicate_share,
         bad_rows=args.bad_rows,
+        rows_per_day=args.rows_per_day,
         level=args.level,
     )
     print(" ".join(f"{k}={v}" for k, v in summary.items()), f"out={args.out}")
