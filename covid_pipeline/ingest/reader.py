@@ -5,6 +5,7 @@ Nothing here holds more than one chunk of the file in memory.
 
 import codecs
 import io
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from isal import isal_zlib
 
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.registry_format import SOURCE_NAMES
@@ -55,11 +57,13 @@ def open_csv_member(path: str | Path, member_suffix: str = ".csv") -> Iterator[t
             raise SourceFormatError(
                 f"{path.name}: expected exactly one {member_suffix} file inside the zip, found: {names}"
             )
+        name = f"{path.name}!{members[0].filename}"
+        if _InflatedMember.can_read(members[0]):
+            with _InflatedMember(path, members[0], name) as stream:
+                yield stream, name
+            return
         with archive.open(members[0]) as stream:
-            yield (
-                _ZipErrorsAsFormatErrors(stream, f"{path.name}!{members[0].filename}"),
-                (f"{path.name}!{members[0].filename}"),
-            )
+            yield _ZipErrorsAsFormatErrors(stream, name), name
 
 
 class _ZipErrorsAsFormatErrors(io.RawIOBase):
@@ -81,6 +85,74 @@ class _ZipErrorsAsFormatErrors(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+class _InflatedMember(io.RawIOBase):
+    """A deflated zip member, inflated with ISA-L (2.5 times as fast as zlib) and CRC-checked like zipfile.
+
+    The member's place, sizes and CRC come from the archive's central directory.
+    """
+
+    INPUT_BYTES = 1 << 20
+
+    @staticmethod
+    def can_read(info: zipfile.ZipInfo) -> bool:
+        return info.compress_type == zipfile.ZIP_DEFLATED and not info.flag_bits & 0x1  # not encrypted
+
+    def __init__(self, path: Path, info: zipfile.ZipInfo, name: str):
+        self._name, self._expected_crc = name, info.CRC
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by close(), like the stream it is)
+        self._file.seek(info.header_offset)
+        header = self._file.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            self._file.close()
+            raise SourceFormatError(
+                f"{name}: the archive is damaged (no local header where its directory says)"
+            )
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        self._file.seek(info.header_offset + 30 + name_length + extra_length)
+        self._left = info.compress_size
+        self._inflater = isal_zlib.decompressobj(-15)  # raw deflate, as zip stores it
+        self._crc = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        limit = size if size is not None and size >= 0 else 1 << 62
+        parts, got = [], 0
+        try:
+            while got < limit and not self._inflater.eof:
+                # Input left over from the last call first; with none left, ISA-L may still hold output.
+                data = self._inflater.unconsumed_tail or self._compressed()
+                parts.append(self._inflater.decompress(data, limit - got))
+                got += len(parts[-1])
+                if not data and not parts[-1]:
+                    raise self._damaged("the compressed data ends early")
+        except isal_zlib.error as exc:
+            raise self._damaged(str(exc)) from exc
+        data = b"".join(parts)
+        self._crc = isal_zlib.crc32(data, self._crc)
+        if self._inflater.eof and self._crc != self._expected_crc:
+            raise self._damaged("CRC mismatch")
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _compressed(self) -> bytes:
+        data = self._file.read(min(self._left, self.INPUT_BYTES))
+        self._left -= len(data)
+        return data
+
+    def _damaged(self, why: str) -> SourceFormatError:
+        return SourceFormatError(f"{self._name}: the archive is damaged or truncated ({why})")
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 @dataclass
