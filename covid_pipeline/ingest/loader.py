@@ -103,6 +103,9 @@ def load_cases(
             log(f"covid.cases already holds this file (load {previous}); nothing to do")
             return LoadReport(str(source), source_sha256, skipped_unchanged=True, load_id=previous)
         conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        # The commit need not wait for the WAL flush: after a crash the load is simply run again, and the
+        # database comes back with the previous tables or the new ones, never a mix.
+        conn.execute("SET LOCAL synchronous_commit = off")
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, INCOMING)))
         conn.execute(_sql("cases_table.sql", table=sql.Identifier(SCHEMA, INCOMING)))
         with open_csv_member(source) as (raw, name), tempfile.TemporaryFile("w+", newline="") as spool:
