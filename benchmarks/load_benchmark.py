@@ -18,7 +18,8 @@ embedded PostgreSQL kept in benchmarks/out/pgdata):
 Seconds are the work itself, timed inside each process (interpreter start-up and imports excluded;
 the whole psql process for the limit). Peak RSS is each process's own maximum resident set
 (`wait4`), the server's memory not included. With --repeat K each contender runs K times and the
-fastest run is kept (the machine is shared); peak RSS is the largest of the K.
+fastest run is kept (the machine is shared; ours, daily_aggregates and the limit take turns);
+peak RSS is the largest of the K.
 """
 
 import argparse
@@ -150,8 +151,7 @@ def run_limit(url: str, psql: str, cleaned_csv: Path) -> dict:
     return {"seconds": seconds, "peak_rss": peak}
 
 
-def best_of(repeat: int, run) -> dict:
-    results = [run() for _ in range(repeat)]
+def best_of(results: list[dict]) -> dict:
     best = min(results, key=lambda r: r["seconds"])
     return best | {"peak_rss": max(r["peak_rss"] for r in results), "runs": [r["seconds"] for r in results]}
 
@@ -218,16 +218,22 @@ def benchmark(args) -> dict:
     source, generated = registry_zip(args.rows, args.seed, args.zip)
     url, psql = database_url(), psql_path()
     results: dict = {"rows": args.rows, "generated": generated, "zip_bytes": source.stat().st_size}
-    results["ours"] = best_of(args.repeat, lambda: run_child("ours", url, source))
-    results["ours"]["rows_in_table"] = row_count(url, "covid.cases")
-    results["rows"] = results["ours"]["rows_read"]  # a --zip given holds its own number of rows
-    results["aggregates"] = best_of(args.repeat, lambda: run_child("aggregates", url, source))
+    runs: dict[str, list[dict]] = {"ours": [], "aggregates": [], "limit": []}
     with tempfile.TemporaryDirectory() as folder:
-        cleaned = export_cleaned(url, psql, Path(folder))
-        results["limit"] = best_of(args.repeat, lambda: run_limit(url, psql, cleaned))
+        # Turn by turn, so that a busy spell on a shared machine slows every contender alike.
+        for turn in range(args.repeat):
+            runs["ours"].append(run_child("ours", url, source))
+            runs["aggregates"].append(run_child("aggregates", url, source))
+            if turn == 0:
+                rows_loaded = row_count(url, "covid.cases")
+                cleaned = export_cleaned(url, psql, Path(folder))
+            runs["limit"].append(run_limit(url, psql, cleaned))
+    results |= {name: best_of(taken) for name, taken in runs.items()}
+    results["ours"]["rows_in_table"] = rows_loaded
+    results["rows"] = results["ours"]["rows_read"]  # a --zip given holds its own number of rows
     results["limit"]["rows_in_table"] = row_count(url, f"bench.{LIMIT_TABLE}")
     if not args.skip_seed:
-        results["seed"] = best_of(args.seed_repeat, lambda: run_child("seed", url, source))
+        results["seed"] = best_of([run_child("seed", url, source) for _ in range(args.seed_repeat)])
     return results
 
 
@@ -237,7 +243,8 @@ def print_table(results: dict, repeat: int) -> None:
     if generated:
         described = [f"CSV {generated['csv_bytes'] / 1e6:,.0f} MB", *described]
         described.append(f"{generated['duplicates']:,} repeated ids")
-    print(f"\nN = {rows:,} rows: {', '.join(described)}; best of {repeat}")
+    seed_runs = f", seed method {len(results['seed']['runs'])}" if "seed" in results else ""
+    print(f"\nN = {rows:,} rows: {', '.join(described)}; best of {repeat} runs{seed_runs}")
     print(f"{'contender':<44}{'seconds':>9}{'rows/s':>11}{'peak RSS MB':>13}")
     labels = {
         "ours": "ours: cleaned_cases (zip->clean->COPY->swap)",
