@@ -28,6 +28,28 @@ MONTHS_UNIT, YEARS_UNIT = "Meses", "Años"
 MAX_DIGITS = {Kind.ID: 18, Kind.INT: 9}
 
 
+# The Arrow values cleaning compares with are built from raw buffers: converting a Python object
+# (pa.array, pa.scalar, a str or int given to pyarrow.compute) makes pyarrow import pandas on first use,
+# a quarter of a second per process that loading never needs.
+def _arrow(values: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """A NumPy array of fixed-width numbers, as Arrow, without converting Python objects."""
+    return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(np.ascontiguousarray(values))])
+
+
+def _strings(*values: str) -> pa.Array:
+    data = [value.encode() for value in values]
+    offsets = np.cumsum([0, *map(len, data)], dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+    )
+
+
+FLAG_VALUES, AGE_UNITS = _strings(*FLAGS), _strings(YEARS_UNIT, MONTHS_UNIT)
+YES, MONTHS = FLAG_VALUES[0], AGE_UNITS[1]
+FALSE = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(np.zeros(1, np.uint8))])[0]
+MONTHS_A_YEAR = _arrow(np.array([12], np.int32), pa.int32())[0]
+
+
 @dataclass
 class Reject:
     line_number: int
@@ -246,7 +268,7 @@ def _type_columns(
             for i in np.flatnonzero(bad & (reason == None)):  # noqa: E711 (elementwise)
                 reason[i] = (column.source, _describe(column, values[int(i)].as_py()))
     typed["age_years"] = _age_in_years(typed["age_years"], typed["age_unit"])
-    typed["source_line"] = pa.array(line_numbers, pa.int64())
+    typed["source_line"] = _arrow(line_numbers.astype(np.int64), pa.int64())
     result = pa.table(typed)
     rejected = np.flatnonzero(reason != None)  # noqa: E711
     if not len(rejected):
@@ -291,15 +313,15 @@ def _convert(kind: Kind, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.n
         except pa.ArrowInvalid:
             return _dates_row_by_row(values)
     if kind is Kind.FLAG:
-        known = pc.is_in(values, value_set=pa.array(list(FLAGS)))
-        converted = pc.equal(values, "SI")
+        known = pc.is_in(values, value_set=FLAG_VALUES)
+        converted = pc.equal(values, YES)
         if pc.all(known).as_py() is not False:
             return converted, None
-        return pc.if_else(pc.fill_null(known, False), converted, pa.scalar(None, pa.bool_())), _bad(
+        return pc.if_else(pc.fill_null(known, FALSE), converted, pa.scalar(None, pa.bool_())), _bad(
             values, known
         )
     if kind is Kind.AGE_UNIT:
-        known = pc.is_in(values, value_set=pa.array([YEARS_UNIT, MONTHS_UNIT]))
+        known = pc.is_in(values, value_set=AGE_UNITS)
         return values, None if pc.all(known).as_py() is not False else _bad(values, known)
     raise AssertionError(kind)
 
@@ -343,8 +365,8 @@ def _dates_row_by_row(values) -> tuple[pa.ChunkedArray, np.ndarray]:
 
 def _age_in_years(age: pa.Array, unit: pa.Array) -> pa.Array:
     """`edad` counts months when `edad_años_meses` says Meses: keep whole years."""
-    in_months = pc.fill_null(pc.equal(unit, MONTHS_UNIT), False)
-    return pc.if_else(in_months, pc.divide(age, 12), age)
+    in_months = pc.fill_null(pc.equal(unit, MONTHS), FALSE)
+    return pc.if_else(in_months, pc.divide(age, MONTHS_A_YEAR), age)
 
 
 def _mask(bad) -> np.ndarray:

@@ -162,7 +162,7 @@ def _copy_records(
                 if len(report.sample_rejects) < SAMPLE_REJECTS:
                     report.sample_rejects.append(reject)
             report.rows_rejected += len(cleaned.rejects)
-            seen.add(table.column("case_id").to_numpy())
+            seen.add(_case_ids(table))
             chunk_last = pc.max(table.column("last_updated")).as_py()
             if chunk_last and (report.last_updated is None or chunk_last > report.last_updated):
                 report.last_updated = chunk_last
@@ -240,6 +240,12 @@ def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
             yield clean_chunk(chunk)
     if not header_seen:
         raise SourceFormatError(f"{stream.name}: the file is empty (no header, no rows)")
+
+
+def _case_ids(table: pa.Table) -> np.ndarray:
+    """The ids as NumPy, read from Arrow's buffer: to_numpy() would make pyarrow import pandas."""
+    ids = table.column("case_id").combine_chunks()  # never null: rows without one are rejected
+    return np.frombuffer(ids.buffers()[1], dtype=np.int64, count=len(ids), offset=ids.offset * 8)
 
 
 def _finish_table(conn, duplicate_ids: list[int]) -> None:
