@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import pyarrow as pa
 from isal import isal_zlib
 
 from covid_pipeline.ingest.errors import SourceFormatError
@@ -215,6 +216,8 @@ class Utf8Stream:
 
     def validate(self, chunk: Chunk) -> bytes:
         """Check (and if needed repair) one chunk of whole records; returns clean UTF-8."""
+        if not self._repair_double_encoding and is_utf8(chunk.data):
+            return chunk.data
         try:
             text = chunk.data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -229,6 +232,17 @@ class Utf8Stream:
         if not self._repair_double_encoding:
             return chunk.data
         return repair_double_encoding(text).encode("utf-8")
+
+
+def is_utf8(data: bytes) -> bool:
+    """Arrow's UTF-8 check, several times faster than decoding into a str (which only finds the place)."""
+    offsets = np.array([0, len(data)], dtype=np.int64)
+    text = pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    try:
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def repair_double_encoding(text: str) -> str:
