@@ -151,7 +151,8 @@ def _copy_records(
     )
     with conn.cursor().copy(statement) as copy:
         for cleaned, copy_data in _cleaned_chunks(stream, chunk_bytes):
-            copy.write(copy_data)
+            for piece in copy_data:
+                copy.write(piece)
             if cleaned is None:  # the format's trailer
                 continue
             table = cleaned.table
@@ -175,7 +176,7 @@ def _copy_records(
     return seen.duplicate_ids()
 
 
-def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[tuple[CleanChunk | None, bytes]]:
+def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[tuple[CleanChunk | None, list[bytes]]]:
     """Clean and encode chunks in a worker thread (Arrow releases the GIL) while the caller writes COPY.
 
     The encoding is done here too: it holds the GIL, and the caller's thread should only wait on the socket.
@@ -210,16 +211,16 @@ def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[tuple[Clea
         worker.join(timeout=30)
 
 
-def _with_copy_data(chunks: Iterator[CleanChunk]) -> Iterator[tuple[CleanChunk | None, bytes]]:
+def _with_copy_data(chunks: Iterator[CleanChunk]) -> Iterator[tuple[CleanChunk | None, list[bytes]]]:
     """Each chunk with its rows in COPY's binary format; the format's header comes with the first
     chunk, its trailer last on its own (with no chunk)."""
     encoder = pgpq.ArrowToPostgresBinaryEncoder(COPY_SCHEMA)
-    header = encoder.write_header()
+    header = [encoder.write_header()]
     for cleaned in chunks:
         batches = cleaned.table.cast(COPY_SCHEMA).to_batches()
-        yield cleaned, header + b"".join(encoder.write_batch(batch) for batch in batches)
-        header = b""
-    yield None, header + encoder.finish()
+        yield cleaned, [*header, *(encoder.write_batch(batch) for batch in batches)]
+        header = []
+    yield None, [*header, encoder.finish()]
 
 
 def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
