@@ -28,6 +28,28 @@ MONTHS_UNIT, YEARS_UNIT = "Meses", "Años"
 MAX_DIGITS = {Kind.ID: 18, Kind.INT: 9}
 
 
+# The Arrow values cleaning compares with are built from raw buffers: converting a Python object
+# (pa.array, pa.scalar, a str or int given to pyarrow.compute) makes pyarrow import pandas on first use,
+# a quarter of a second per process that loading never needs.
+def _arrow(values: np.ndarray, type_: pa.DataType) -> pa.Array:
+    """A NumPy array of fixed-width numbers, as Arrow, without converting Python objects."""
+    return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(np.ascontiguousarray(values))])
+
+
+def _strings(*values: str) -> pa.Array:
+    data = [value.encode() for value in values]
+    offsets = np.cumsum([0, *map(len, data)], dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+    )
+
+
+FLAG_VALUES, AGE_UNITS = _strings(*FLAGS), _strings(YEARS_UNIT, MONTHS_UNIT)
+YES, MONTHS = FLAG_VALUES[0], AGE_UNITS[1]
+FALSE = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(np.zeros(1, np.uint8))])[0]
+MONTHS_A_YEAR = _arrow(np.array([12], np.int32), pa.int32())[0]
+
+
 @dataclass
 class Reject:
     line_number: int
@@ -86,31 +108,34 @@ class _Lines:
         self._buffer = buffer = np.frombuffer(data, dtype=np.uint8)
         self.ends = np.flatnonzero(buffer == NEWLINE)  # index of each line's newline
         self.starts = np.concatenate(([0], self.ends[:-1] + 1)).astype(np.int64)
-        # Sums in uint16 may wrap on absurd lines; only parity and "exactly 24" are read from them.
-        self.quotes = self._per_line(buffer == QUOTE)
+        self.odd_quotes = self._per_line(buffer == QUOTE, np.bitwise_xor)
         lengths = self.ends - self.starts
         carriage = np.zeros(len(lengths), dtype=bool)
         nonempty = lengths > 0
         carriage[nonempty] = buffer[self.ends[nonempty] - 1] == ord("\r")
         self.blank = (lengths - carriage) == 0
 
-    def _per_line(self, mask: np.ndarray) -> np.ndarray:
+    def _per_line(self, mask: np.ndarray, ufunc=np.add) -> np.ndarray:
+        """`mask` summed line by line (with XOR: its parity, twice as fast as a sum)."""
         if not len(self.starts):
-            return np.zeros(0, dtype=np.uint16)
-        return np.add.reduceat(mask.view(np.uint8), self.starts, dtype=np.uint16)
+            return np.zeros(0, dtype=np.int64)
+        if ufunc is np.bitwise_xor:
+            return np.bitwise_xor.reduceat(mask.view(np.uint8), self.starts)
+        # Sums in uint16 may wrap on absurd lines; only "exactly 24" is read from them.
+        return np.add.reduceat(mask.view(np.uint8), self.starts, dtype=np.uint16).astype(np.int64)
 
     def has_multiline_records(self) -> bool:
-        return bool(np.any(self.quotes % 2))
+        return bool(np.any(self.odd_quotes))
 
     def field_counts(self) -> np.ndarray:
         """Fields per line. Commas are counted as they come; only when a line's count is off are
         the commas inside quoted fields worked out (Arrow re-checks every row it parses anyway)."""
-        commas = self._per_line(self._buffer == COMMA).astype(np.int64)
+        commas = self._per_line(self._buffer == COMMA)
         if np.all((commas == N_FIELDS - 1) | self.blank):
             return commas + 1
         # Quote parity before each byte tells whether a comma is inside a quoted field.
         outside = np.bitwise_xor.accumulate((self._buffer == QUOTE).view(np.uint8)) == 0
-        return self._per_line((self._buffer == COMMA) & outside).astype(np.int64) + 1
+        return self._per_line((self._buffer == COMMA) & outside) + 1
 
     def text(self, index: int) -> str:
         raw = self.data[self.starts[index] : self.ends[index]]
@@ -122,7 +147,19 @@ class _ArrowDisagrees(Exception):
 
 
 def _parse_fast(chunk: Chunk, lines: _Lines) -> tuple[pa.Table, np.ndarray, list[Reject]]:
-    """Every record is one line: count fields with NumPy, parse the good lines with Arrow's CSV reader."""
+    """Every record is one line: parse the good lines with Arrow's CSV reader.
+
+    Usually every line is a good record: Arrow checks each row's field count as it parses, so a chunk
+    that comes out as one row per line needs no more. Otherwise the fields are counted with NumPy,
+    the wrong lines set aside and the rest parsed again.
+    """
+    if not lines.blank.any():
+        try:
+            table = _read_strings(chunk.data)
+        except _ArrowDisagrees:
+            table = None
+        if table is not None and table.num_rows == len(lines.starts):
+            return table, chunk.first_line + np.arange(table.num_rows), []
     fields = lines.field_counts()
     wrong = ~lines.blank & (fields != N_FIELDS)
     rejects = [
@@ -155,10 +192,14 @@ def _read_strings(data: bytes) -> pa.Table:
     if not data:
         return pa.table({name: pa.array([], pa.string()) for name in TARGET_NAMES})
 
-    def disagree(row):
-        raise _ArrowDisagrees(row.text[:200])
+    disagreements = []
 
-    return pacsv.read_csv(
+    def disagree(row):
+        # Arrow swallows an exception raised here (and fails with its own): note the row, skip it.
+        disagreements.append(row.text[:200])
+        return "skip"
+
+    table = pacsv.read_csv(
         io.BytesIO(data),
         read_options=pacsv.ReadOptions(column_names=list(TARGET_NAMES), block_size=1 << 20),
         parse_options=pacsv.ParseOptions(newlines_in_values=False, invalid_row_handler=disagree),
@@ -169,6 +210,9 @@ def _read_strings(data: bytes) -> pa.Table:
             quoted_strings_can_be_null=True,
         ),
     )
+    if disagreements:
+        raise _ArrowDisagrees(disagreements[0])
+    return table
 
 
 def _parse_slowly(chunk: Chunk) -> tuple[pa.Table, np.ndarray, list[Reject]]:
@@ -224,7 +268,7 @@ def _type_columns(
             for i in np.flatnonzero(bad & (reason == None)):  # noqa: E711 (elementwise)
                 reason[i] = (column.source, _describe(column, values[int(i)].as_py()))
     typed["age_years"] = _age_in_years(typed["age_years"], typed["age_unit"])
-    typed["source_line"] = pa.array(line_numbers, pa.int64())
+    typed["source_line"] = _arrow(line_numbers.astype(np.int64), pa.int64())
     result = pa.table(typed)
     rejected = np.flatnonzero(reason != None)  # noqa: E711
     if not len(rejected):
@@ -269,15 +313,15 @@ def _convert(kind: Kind, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.n
         except pa.ArrowInvalid:
             return _dates_row_by_row(values)
     if kind is Kind.FLAG:
-        known = pc.is_in(values, value_set=pa.array(list(FLAGS)))
-        converted = pc.equal(values, "SI")
+        known = pc.is_in(values, value_set=FLAG_VALUES)
+        converted = pc.equal(values, YES)
         if pc.all(known).as_py() is not False:
             return converted, None
-        return pc.if_else(pc.fill_null(known, False), converted, pa.scalar(None, pa.bool_())), _bad(
+        return pc.if_else(pc.fill_null(known, FALSE), converted, pa.scalar(None, pa.bool_())), _bad(
             values, known
         )
     if kind is Kind.AGE_UNIT:
-        known = pc.is_in(values, value_set=pa.array([YEARS_UNIT, MONTHS_UNIT]))
+        known = pc.is_in(values, value_set=AGE_UNITS)
         return values, None if pc.all(known).as_py() is not False else _bad(values, known)
     raise AssertionError(kind)
 
@@ -321,8 +365,8 @@ def _dates_row_by_row(values) -> tuple[pa.ChunkedArray, np.ndarray]:
 
 def _age_in_years(age: pa.Array, unit: pa.Array) -> pa.Array:
     """`edad` counts months when `edad_años_meses` says Meses: keep whole years."""
-    in_months = pc.fill_null(pc.equal(unit, MONTHS_UNIT), False)
-    return pc.if_else(in_months, pc.divide(age, 12), age)
+    in_months = pc.fill_null(pc.equal(unit, MONTHS), FALSE)
+    return pc.if_else(in_months, pc.divide(age, MONTHS_A_YEAR), age)
 
 
 def _mask(bad) -> np.ndarray:

@@ -6,7 +6,6 @@ database and the parser work at the same time; at most a few chunks are ever in 
 """
 
 import csv
-import io
 import queue
 import tempfile
 import threading
@@ -17,10 +16,10 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pgpq
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from psycopg import sql
 
 from covid_pipeline.ingest.cleaning import CleanChunk, Reject, check_header, clean_chunk
@@ -34,11 +33,25 @@ from covid_pipeline.ingest.reader import (
     looks_double_encoded,
     open_csv_member,
 )
-from covid_pipeline.ingest.registry_format import LOADED_COLUMNS
+from covid_pipeline.ingest.registry_format import LOADED_COLUMNS, REGISTRY_COLUMNS, Kind
 from covid_pipeline.resources.warehouse import read_sql, swap_in
 
 SCHEMA, TABLE, INCOMING = "covid", "cases", "cases__incoming"
 SAMPLE_REJECTS = 20
+
+# The Arrow types that match covid.cases column for column (cases_table.sql): COPY's binary format
+# carries values as the server stores them, so each type must be exact (int64 is bigint, int32 integer).
+ARROW_TYPES = {
+    Kind.ID: pa.int64(),
+    Kind.INT: pa.int32(),
+    Kind.TEXT: pa.string(),
+    Kind.AGE_UNIT: pa.string(),
+    Kind.DATE: pa.date32(),
+    Kind.FLAG: pa.bool_(),
+}
+COPY_SCHEMA = pa.schema(
+    [(c.target, ARROW_TYPES[c.kind]) for c in REGISTRY_COLUMNS] + [("source_line", pa.int64())]
+)
 
 
 @dataclass
@@ -102,6 +115,9 @@ def load_cases(
             log(f"covid.cases already holds this file (load {previous}); nothing to do")
             return LoadReport(str(source), source_sha256, skipped_unchanged=True, load_id=previous)
         conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        # The commit need not wait for the WAL flush: after a crash the load is simply run again, and the
+        # database comes back with the previous tables or the new ones, never a mix.
+        conn.execute("SET LOCAL synchronous_commit = off")
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, INCOMING)))
         conn.execute(_sql("cases_table.sql", table=sql.Identifier(SCHEMA, INCOMING)))
         with (
@@ -146,11 +162,16 @@ def _copy_records(
     """COPY every clean row into the loading table; returns the ids that occurred more than once."""
     seen = SeenIds()
     columns = sql.SQL(", ").join(map(sql.Identifier, LOADED_COLUMNS))
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, FREEZE)").format(
+    # Binary COPY: the server reads typed values instead of parsing text (a third less of its time).
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
         sql.Identifier(SCHEMA, INCOMING), columns
     )
     with conn.cursor().copy(statement) as copy:
-        for cleaned in _cleaned_chunks(stream, chunk_bytes):
+        for cleaned, copy_data in _cleaned_chunks(stream, chunk_bytes):
+            for piece in copy_data:
+                copy.write(piece)
+            if cleaned is None:  # the format's trailer
+                continue
             table = cleaned.table
             report.rows_read += cleaned.rows_read
             report.rows_loaded += table.num_rows
@@ -159,11 +180,10 @@ def _copy_records(
                 if len(report.sample_rejects) < SAMPLE_REJECTS:
                     report.sample_rejects.append(reject)
             report.rows_rejected += len(cleaned.rejects)
-            seen.add(table.column("case_id").to_numpy())
+            seen.add(_case_ids(table))
             chunk_last = pc.max(table.column("last_updated")).as_py()
             if chunk_last and (report.last_updated is None or chunk_last > report.last_updated):
                 report.last_updated = chunk_last
-            copy.write(_as_csv(table))
     report.encoding = stream.encoding
     report.duplicate_rows = seen.duplicate_rows
     report.rows_loaded -= seen.duplicate_rows
@@ -173,14 +193,17 @@ def _copy_records(
     return seen.duplicate_ids()
 
 
-def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
-    """Clean chunks in a worker thread (Arrow releases the GIL) while the caller writes COPY."""
+def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[tuple[CleanChunk | None, list[bytes]]]:
+    """Clean and encode chunks in a worker thread (Arrow releases the GIL) while the caller writes COPY.
+
+    The encoding is done here too: it holds the GIL, and the caller's thread should only wait on the socket.
+    """
     results: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
     def produce():
         try:
-            for cleaned in _clean_all(stream, chunk_bytes):
+            for cleaned in _with_copy_data(_clean_all(stream, chunk_bytes)):
                 while not stop.is_set():
                     try:
                         results.put(cleaned, timeout=0.5)
@@ -205,6 +228,18 @@ def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk
         worker.join(timeout=30)
 
 
+def _with_copy_data(chunks: Iterator[CleanChunk]) -> Iterator[tuple[CleanChunk | None, list[bytes]]]:
+    """Each chunk with its rows in COPY's binary format; the format's header comes with the first
+    chunk, its trailer last on its own (with no chunk)."""
+    encoder = pgpq.ArrowToPostgresBinaryEncoder(COPY_SCHEMA)
+    header = [encoder.write_header()]
+    for cleaned in chunks:
+        batches = cleaned.table.cast(COPY_SCHEMA).to_batches()
+        yield cleaned, [*header, *(encoder.write_batch(batch) for batch in batches)]
+        header = []
+    yield None, [*header, encoder.finish()]
+
+
 def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
     header_seen = False
     for chunk in iter_record_chunks(stream, chunk_bytes):
@@ -225,10 +260,10 @@ def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
         raise SourceFormatError(f"{stream.name}: the file is empty (no header, no rows)")
 
 
-def _as_csv(table: pa.Table) -> bytes:
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, batch_size=65536))
-    return buffer.getbuffer()
+def _case_ids(table: pa.Table) -> np.ndarray:
+    """The ids as NumPy, read from Arrow's buffer: to_numpy() would make pyarrow import pandas."""
+    ids = table.column("case_id").combine_chunks()  # never null: rows without one are rejected
+    return np.frombuffer(ids.buffers()[1], dtype=np.int64, count=len(ids), offset=ids.offset * 8)
 
 
 def _finish_table(conn, duplicate_ids: list[int]) -> None:
