@@ -16,21 +16,18 @@ The same seed gives the same bytes.
 
 import argparse
 import csv
+import io
 import zipfile
 from collections import deque
 from datetime import date, timedelta
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
-REAL_SAMPLE = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "real"
-    / "covid19casos_tp_covid_2020-11-23_utf8_repaired.csv"
-)
 MEMBER = "Covid19Casos.csv"
+# The real 2020-11-23 sample the package ships (byte-identical to the shared reference copy).
+REAL_SAMPLE = Path(str(files("covid_pipeline") / "data" / "sample" / "Covid19Casos.zip"))
 PLACE = (
     "residencia_pais_nombre",
     "residencia_provincia_nombre",
@@ -86,8 +83,8 @@ class RealShapes:
     """The sample's rows, cut into the parts a synthetic row is put together from."""
 
     def __init__(self, sample: Path = REAL_SAMPLE):
-        with open(sample, encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle)
+        with zipfile.ZipFile(sample) as archive, archive.open(MEMBER) as member:
+            reader = csv.DictReader(io.TextIOWrapper(member, encoding="utf-8", newline=""))
             self.header = list(reader.fieldnames)
             rows = list(reader)
         self.places = [{c: quoted(r[c]) for c in PLACE} for r in rows]
