@@ -17,7 +17,7 @@ ADMIN, PASSWORD = "admin@example.org", "s3cret-admin"
 def provision(metabase: FakeMetabase, *extra: str) -> int:
     return main(
         ["metabase", "provision", "--url", metabase.url, "--user", ADMIN, "--password", PASSWORD]
-        + ["--db-host", "replica.internal", "--db-name", "covid", "--db-password", "reader-pw", *extra]
+        + ["--db-host", "replica.internal", "--db-password", "reader-pw", *extra]
     )
 
 
@@ -50,7 +50,7 @@ def test_provisioning_creates_everything_once_and_a_second_run_only_updates(caps
             "host": "replica.internal",
             "port": 5432,
             "dbname": "covid",
-            "user": "metabase",
+            "user": "metabase_reader",  # the default login
             "password": "?",
             "ssl": False,
             "schema-filters-type": "inclusion",
