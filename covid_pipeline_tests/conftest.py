@@ -40,6 +40,15 @@ def database_url(pg_server_url) -> str:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@pytest.fixture
+def warehouse_url(database_url) -> str:
+    """A fresh database with the warehouse's migrations run (covid schema, loads, rejects)."""
+    from covid_pipeline.resources.warehouse import migrate
+
+    migrate(database_url)
+    return database_url
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> str:
     from moto.server import ThreadedMotoServer

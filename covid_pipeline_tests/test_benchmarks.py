@@ -14,13 +14,12 @@ import psycopg
 
 from benchmarks.generate_registry import BAD_ROW_CHANGES, write_registry
 from covid_pipeline.ingest.loader import load_cases
-from covid_pipeline.resources.warehouse import migrate
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_generated_registry_has_the_real_header_and_loads_without_rejects(tmp_path, database_url):
+def test_generated_registry_has_the_real_header_and_loads_without_rejects(tmp_path, warehouse_url):
     path = tmp_path / "Covid19Casos.zip"
     summary = write_registry(path, 3_000, seed=7, duplicate_share=0.01)
     with zipfile.ZipFile(path) as archive:
@@ -29,37 +28,35 @@ def test_generated_registry_has_the_real_header_and_loads_without_rejects(tmp_pa
     assert header == REAL_SAMPLE.read_bytes().split(b"\n", 1)[0] + b"\n"
     assert summary["duplicates"] > 0
 
-    migrate(database_url)
-    report = load_cases(database_url, path, source_sha256="generated")
+    report = load_cases(warehouse_url, path, source_sha256="generated")
 
     assert report.rows_read == 3_000
     assert report.rows_rejected == 0
     assert report.duplicate_rows == summary["duplicates"]
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect(warehouse_url) as conn:
         assert conn.execute("SELECT count(*) FROM covid.cases").fetchone()[0] == 3_000 - summary["duplicates"]
 
 
-def test_generated_bad_rows_are_the_planned_rejects(tmp_path, database_url):
+def test_generated_bad_rows_are_the_planned_rejects(tmp_path, warehouse_url):
     path = tmp_path / "Covid19Casos.zip"
     bad = 2 * len(BAD_ROW_CHANGES)
     summary = write_registry(path, 2_000, seed=3, bad_rows=bad)
 
-    migrate(database_url)
-    report = load_cases(database_url, path, source_sha256="generated-with-bad-rows")
+    report = load_cases(warehouse_url, path, source_sha256="generated-with-bad-rows")
 
     assert report.rows_rejected == summary["bad_rows"] == bad
     assert report.rows_loaded == 2_000 - bad - summary["duplicates"]
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect(warehouse_url) as conn:
         columns = conn.execute("SELECT column_name FROM covid.rejected_cases").fetchall()
     planned = {next(iter(change)) for change in BAD_ROW_CHANGES} - {"ultima_actualizacion"}
     # The cut-short line is rejected for its field count, which names no column.
     assert {c for (c,) in columns} == planned | {None}
 
 
-def test_benchmark_script_prints_the_figures_for_a_small_registry(tmp_path, database_url):
+def test_benchmark_script_prints_the_figures_for_a_small_registry(tmp_path, warehouse_url):
     source = tmp_path / "Covid19Casos.zip"
     summary = write_registry(source, 2_000, seed=1)
-    env = os.environ | {"COVID_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    env = os.environ | {"COVID_DATABASE_URL": warehouse_url, "PYTHONPATH": str(ROOT)}
 
     printed = subprocess.run(
         [
@@ -84,7 +81,7 @@ def test_benchmark_script_prints_the_figures_for_a_small_registry(tmp_path, data
         assert ratio in printed
     loaded = 2_000 - summary["duplicates"]
     assert f"rows in covid.cases: {loaded:,}" in printed
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect(warehouse_url) as conn:
         assert conn.execute("SELECT count(*) FROM covid.cases").fetchone()[0] == loaded
         assert conn.execute("SELECT count(*) FROM bench.cases_copy_limit").fetchone()[0] == loaded
         assert conn.execute("SELECT count(*) FROM bench.cases_seed_method").fetchone()[0] == 2_000

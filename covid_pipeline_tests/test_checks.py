@@ -10,7 +10,6 @@ from covid_pipeline.cli import sample_sources
 from covid_pipeline.ingest.gate import LoadLimits, LoadRefused
 from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.resources.quality import QualityResource
-from covid_pipeline.resources.warehouse import migrate
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, row, write_registry
 from covid_pipeline_tests.helpers.warehouse import metadata_of, query, run_graph
 
@@ -107,12 +106,6 @@ def test_a_failed_blocking_check_keeps_daily_aggregates_from_being_rebuilt(datab
     assert metadata_of(again, "cleaned_cases")["unchanged_source"] is True
     assert "daily_aggregates" not in materialized(again)
     assert query(database_url, "SELECT sum(notified) FROM covid.daily_aggregates") == [(before,)]
-
-
-@pytest.fixture
-def warehouse_url(database_url) -> str:
-    migrate(database_url)
-    return database_url
 
 
 def test_the_gate_refuses_a_file_with_too_many_rejected_rows(warehouse_url, tmp_path):

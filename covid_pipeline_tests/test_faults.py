@@ -15,7 +15,6 @@ import pytest
 from covid_pipeline.cli import sample_sources
 from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.resources.sources import DownloadError, SourcesResource
-from covid_pipeline.resources.warehouse import migrate
 from covid_pipeline_tests.conftest import REAL_DATA
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, row, write_large_registry, write_registry
 from covid_pipeline_tests.helpers.warehouse import query, run_graph
@@ -25,11 +24,10 @@ SAMPLE = sample_sources()
 
 
 @pytest.fixture
-def loaded(database_url):
+def loaded(warehouse_url):
     """A warehouse holding the real sample, and its fingerprint."""
-    migrate(database_url)
-    load_cases(database_url, REAL_SAMPLE, source_sha256="good")
-    return database_url, query(database_url, SNAPSHOT)
+    load_cases(warehouse_url, REAL_SAMPLE, source_sha256="good")
+    return warehouse_url, query(warehouse_url, SNAPSHOT)
 
 
 @pytest.fixture(scope="module")

@@ -6,19 +6,8 @@ import pytest
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.ingest.registry_format import SOURCE_NAMES
-from covid_pipeline.resources.warehouse import migrate
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, format_line, real_rows, row, write_registry
-
-
-@pytest.fixture
-def warehouse_url(database_url) -> str:
-    migrate(database_url)
-    return database_url
-
-
-def query(url, statement, params=None):
-    with psycopg.connect(url) as conn:
-        return conn.execute(statement, params).fetchall()
+from covid_pipeline_tests.helpers.warehouse import query
 
 
 def test_the_real_sample_loads_every_row_typed(warehouse_url):

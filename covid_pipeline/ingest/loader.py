@@ -83,12 +83,6 @@ def latest_load(conn: psycopg.Connection) -> tuple[int, str, int] | None:
     ).fetchone()
 
 
-def previous_load_of(conn: psycopg.Connection, sha256: str) -> int | None:
-    """The load id if the current `covid.cases` came from a file with this sha256."""
-    latest = latest_load(conn)
-    return latest[0] if latest and latest[1] == sha256 else None
-
-
 def load_cases(
     url: str,
     source: str | Path,
@@ -110,10 +104,10 @@ def load_cases(
     with psycopg.connect(url) as conn:
         # One load at a time: a second one waits here instead of colliding on the loading table.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('covid.cases load'))")
-        previous = previous_load_of(conn, source_sha256)
-        if previous is not None and not force:
-            log(f"covid.cases already holds this file (load {previous}); nothing to do")
-            return LoadReport(str(source), source_sha256, skipped_unchanged=True, load_id=previous)
+        latest = latest_load(conn)
+        if latest and latest[1] == source_sha256 and not force:
+            log(f"covid.cases already holds this file (load {latest[0]}); nothing to do")
+            return LoadReport(str(source), source_sha256, skipped_unchanged=True, load_id=latest[0])
         conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
         # The commit need not wait for the WAL flush: after a crash the load is simply run again, and the
         # database comes back with the previous tables or the new ones, never a mix.
@@ -128,7 +122,6 @@ def load_cases(
             duplicates = _copy_records(
                 conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log
             )
-            latest = latest_load(conn)
             enforce(limits, report, latest[2] if latest else None)
             _finish_table(conn, duplicates)
             swap_in(conn, SCHEMA, INCOMING, TABLE)
