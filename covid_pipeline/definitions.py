@@ -6,7 +6,7 @@ local defaults (embedded PostgreSQL, folders under $COVID_HOME, the official sou
 
 import os
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, in_process_executor
 
 from covid_pipeline.assets.aggregates import daily_aggregates
 from covid_pipeline.assets.cases import cleaned_cases
@@ -48,7 +48,7 @@ resources = {
 }
 
 all_assets = [raw_csv_s3, provinces, departments, cleaned_cases, daily_aggregates, reporting_views, report]
-all_checks = [*cases_checks, *aggregates_checks]
+all_checks = [cases_checks, *aggregates_checks]
 
 defs = Definitions(
     assets=all_assets,
@@ -57,4 +57,7 @@ defs = Definitions(
     schedules=[daily_refresh],
     sensors=[new_publication],
     resources=resources,
+    # One process runs the whole graph (CLI, UI, schedule, sensor, ECS run task alike): the steps form a
+    # chain, so a process per step would only add its start-up (seconds each) and memory. See README.
+    executor=in_process_executor,
 )

@@ -1,11 +1,21 @@
-"""Checks on covid.cases, run after every load and shown in the UI beside the asset.
+"""Checks on covid.cases, evaluated together in one step after every load and shown in the UI beside the asset.
 
-Blocking checks stop daily_aggregates (and what follows) from being built on a table that fails them.
-The load's own gate (ingest/gate.py) already refused the worst files with the same thresholds: these
-checks make the figures visible, and catch what a relaxed threshold let through.
+One op for all of them (`multi_asset_check`): each check is a cheap SQL query, and a step of its own would cost
+more to start than to run. Blocking checks stop daily_aggregates (and what follows) from being built on a table
+that fails them. The load's own gate (ingest/gate.py) already refused the worst files with the same thresholds:
+these checks make the figures visible, and catch what a relaxed threshold let through.
 """
 
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+from collections.abc import Callable, Iterator
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    MetadataValue,
+    multi_asset_check,
+)
 
 from covid_pipeline.assets.cases import cleaned_cases
 from covid_pipeline.assets.reference import departments, provinces
@@ -17,8 +27,7 @@ from covid_pipeline.resources.warehouse import WarehouseResource
 DATE_COLUMNS = [c.source for c in REGISTRY_COLUMNS if c.kind is Kind.DATE]
 
 
-@asset_check(asset=cleaned_cases, blocking=True, description="case_id is never null and never repeated")
-def case_ids_unique(warehouse: WarehouseResource) -> AssetCheckResult:
+def case_ids_unique(warehouse: WarehouseResource, quality: QualityResource) -> AssetCheckResult:
     counts = fetch(warehouse, "cases_key.sql")
     return AssetCheckResult(
         passed=counts["null_ids"] == 0 and counts["duplicated_ids"] == 0,
@@ -26,11 +35,6 @@ def case_ids_unique(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
-@asset_check(
-    asset=cleaned_cases,
-    blocking=True,
-    description="covid.cases holds what its load recorded, and not many fewer rows than the load before",
-)
 def row_count_kept(warehouse: WarehouseResource, quality: QualityResource) -> AssetCheckResult:
     counts = fetch(warehouse, "cases_row_count.sql")
     previous = counts["previous_rows"]
@@ -48,11 +52,6 @@ def row_count_kept(warehouse: WarehouseResource, quality: QualityResource) -> As
     )
 
 
-@asset_check(
-    asset=cleaned_cases,
-    blocking=True,
-    description="the share of source rows rejected by the cleaning contract is under the limit",
-)
 def rejected_share_under_limit(warehouse: WarehouseResource, quality: QualityResource) -> AssetCheckResult:
     counts = fetch(warehouse, "cases_rejected_share.sql")
     rejected = share(counts["rows_rejected"], counts["rows_read"])
@@ -68,10 +67,6 @@ def rejected_share_under_limit(warehouse: WarehouseResource, quality: QualityRes
     )
 
 
-@asset_check(
-    asset=cleaned_cases,
-    description="case dates fall between the start of the epidemic and the file's ultima_actualizacion",
-)
 def dates_in_range(warehouse: WarehouseResource, quality: QualityResource) -> AssetCheckResult:
     counts = fetch(warehouse, "cases_dates.sql", {"earliest": quality.earliest})
     dated = sum(counts[f"{c}_dated"] for c in DATE_COLUMNS)
@@ -96,12 +91,6 @@ def dates_in_range(warehouse: WarehouseResource, quality: QualityResource) -> As
     )
 
 
-@asset_check(
-    asset=cleaned_cases,
-    additional_deps=[provinces, departments],
-    description="residence province and department codes are known to georef "
-    "(SIN ESPECIFICAR counted apart; unmatched departments are reported, not enforced)",
-)
 def codes_known_to_georef(warehouse: WarehouseResource, quality: QualityResource) -> AssetCheckResult:
     counts = fetch(warehouse, "cases_codes.sql")
     cases = counts["cases"]
@@ -130,10 +119,61 @@ def codes_known_to_georef(warehouse: WarehouseResource, quality: QualityResource
     )
 
 
-cases_checks = [
-    case_ids_unique,
-    row_count_kept,
-    rejected_share_under_limit,
-    dates_in_range,
-    codes_known_to_georef,
-]
+CheckFunction = Callable[[WarehouseResource, QualityResource], AssetCheckResult]
+
+# name -> (function, blocking, description); evaluated in this order.
+CASES_CHECKS: dict[str, tuple[CheckFunction, bool, str]] = {
+    "case_ids_unique": (case_ids_unique, True, "case_id is never null and never repeated"),
+    "row_count_kept": (
+        row_count_kept,
+        True,
+        "covid.cases holds what its load recorded, and not many fewer rows than the load before",
+    ),
+    "rejected_share_under_limit": (
+        rejected_share_under_limit,
+        True,
+        "the share of source rows rejected by the cleaning contract is under the limit",
+    ),
+    "dates_in_range": (
+        dates_in_range,
+        False,
+        "case dates fall between the start of the epidemic and the file's ultima_actualizacion",
+    ),
+    "codes_known_to_georef": (
+        codes_known_to_georef,
+        False,
+        "residence province and department codes are known to georef "
+        "(SIN ESPECIFICAR counted apart; unmatched departments are reported, not enforced)",
+    ),
+}
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            name,
+            asset=cleaned_cases,
+            blocking=blocking,
+            description=description,
+            additional_deps=[provinces, departments] if name == "codes_known_to_georef" else None,
+        )
+        for name, (_, blocking, description) in CASES_CHECKS.items()
+    ],
+    can_subset=True,
+    name="cases_checks",
+    description="Every check on covid.cases, in one step (each is one SQL query).",
+)
+def cases_checks(
+    context: AssetCheckExecutionContext, warehouse: WarehouseResource, quality: QualityResource
+) -> Iterator[AssetCheckResult]:
+    selected = {key.name for key in context.selected_asset_check_keys}
+    for name, (evaluate, _, _) in CASES_CHECKS.items():
+        if name in selected:
+            result = evaluate(warehouse, quality)
+            yield AssetCheckResult(
+                asset_key=cleaned_cases.key,
+                check_name=name,
+                passed=result.passed,
+                severity=result.severity,
+                metadata=result.metadata,
+            )
