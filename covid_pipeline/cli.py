@@ -1,4 +1,4 @@
-"""`covid-pipeline`: run the whole pipeline on the bundled sample, or print where the warehouse is."""
+"""`covid-pipeline`: run the whole pipeline on the bundled sample, open the Dagster UI on it, or reach the warehouse."""
 
 import argparse
 import os
@@ -6,6 +6,7 @@ import subprocess
 import sys
 from importlib.resources import files
 
+from covid_pipeline.instance import prepare_dagster_home
 from covid_pipeline.metabase import provision as metabase_provision
 from covid_pipeline.resources.embedded_postgres import start_server
 
@@ -20,18 +21,34 @@ def sample_sources() -> dict[str, str]:
     }
 
 
-def demo(args: argparse.Namespace) -> int:
-    """Materialize every asset; sources default to the bundled sample, the rest to local defaults."""
+def use_sample_sources() -> None:
+    """The bundled sample, unless COVID_*_URL say otherwise."""
     for name, value in sample_sources().items():
         os.environ.setdefault(name, value)
-    from dagster import DagsterInstance
 
+
+# The console logger's level when the demo prints its own step lines (the instance keeps every event).
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Materialize every asset in the local Dagster instance; sources default to the bundled sample."""
+    use_sample_sources()
+    home = prepare_dagster_home()
+    from dagster import DagsterInstance
+    from dagster._core.utils import make_new_run_id
+
+    from covid_pipeline.console import StepLines
     from covid_pipeline.definitions import defs
 
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    result = defs.resolve_job_def("refresh_everything").execute_in_process(
-        instance=instance, raise_on_error=False
-    )
+    print(f"covid-pipeline demo: the whole graph, recorded in the Dagster instance {home}")
+    with DagsterInstance.get() as instance:
+        run_id = make_new_run_id()
+        if not args.verbose:
+            instance.add_event_listener(run_id, StepLines(print).on_event)
+        result = defs.resolve_job_def("refresh_everything").execute_in_process(
+            instance=instance, run_id=run_id, run_config={} if args.verbose else QUIET, raise_on_error=False
+        )
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
@@ -41,6 +58,41 @@ def demo(args: argparse.Namespace) -> int:
         print("covid-pipeline demo: the run failed (see above).", file=sys.stderr)
         return 1
     print(summary())
+    print(next_steps(run_id))
+    return 0
+
+
+def next_steps(run_id: str) -> str:
+    report = configured("reports_store").store().uri("latest.html")
+    return "\n".join(
+        [
+            f"Report: {report}",
+            "Next:",
+            "  python -m covid_pipeline dev     the Dagster UI on the sample at http://127.0.0.1:3000: the lineage,",
+            f"                                   this run ({run_id[:8]}), its check results and metadata",
+            "  python -m covid_pipeline psql    the warehouse: -c 'SELECT * FROM reporting.latest_update'",
+        ]
+    )
+
+
+def dev(args: argparse.Namespace) -> int:
+    """Dagster's webserver and daemon on the bundled sample (unless COVID_*_URL are set), in the local instance."""
+    use_sample_sources()
+    home = prepare_dagster_home()
+    print(
+        f"covid-pipeline dev: Dagster UI at http://{args.host}:{args.port} (instance {home}; "
+        f"registry {os.environ['COVID_CASES_URL']}). Ctrl-C stops it.",
+        flush=True,
+    )
+    # `dg dev` with the module named: the same services as `dagster dev`, from any folder, without the
+    # latter's "superseded" warning. exec: Ctrl-C and signals reach Dagster's own shutdown.
+    command = [sys.executable, "-m", "dagster_dg_cli.cli", "dev", "-m", "covid_pipeline.definitions"]
+    command += ["--port", str(args.port), "--host", args.host]
+    os.execv(sys.executable, command)
+
+
+def dagster_home(args: argparse.Namespace) -> int:
+    print(prepare_dagster_home())
     return 0
 
 
@@ -81,7 +133,6 @@ def summary() -> str:
     lines = [f"Warehouse: {warehouse.describe()}"] + [
         f"  {table:<24} {n:>10,} rows" for table, n in counts.items()
     ]
-    lines.append(f"Report: {configured('reports_store').store().uri('latest.html')}")
     return "\n".join(lines)
 
 
@@ -104,9 +155,23 @@ def psql(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="covid-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
+    demo_command = commands.add_parser(
         "demo", help="run every asset end to end (bundled sample unless COVID_*_URL are set)"
-    ).set_defaults(run=demo)
+    )
+    demo_command.add_argument(
+        "--verbose", action="store_true", help="print Dagster's every event, not one line a step"
+    )
+    demo_command.set_defaults(run=demo)
+    dev_command = commands.add_parser(
+        "dev", help="the Dagster UI and daemon on the bundled sample (unless COVID_*_URL are set)"
+    )
+    dev_command.add_argument("--port", type=int, default=3000)
+    dev_command.add_argument("--host", default="127.0.0.1")
+    dev_command.set_defaults(run=dev)
+    commands.add_parser(
+        "dagster-home",
+        help="print the local Dagster instance's folder, creating it (export DAGSTER_HOME=$(covid-pipeline dagster-home))",
+    ).set_defaults(run=dagster_home)
     commands.add_parser(
         "db-url", help="print the warehouse URL (starting the embedded server if needed, and leaving it up)"
     ).set_defaults(run=db_url)

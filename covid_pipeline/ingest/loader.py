@@ -34,6 +34,7 @@ from covid_pipeline.ingest.reader import (
     open_csv_member,
 )
 from covid_pipeline.ingest.registry_format import LOADED_COLUMNS, REGISTRY_COLUMNS, Kind
+from covid_pipeline.progress import INTERVAL_SECONDS, Progress, load_line
 from covid_pipeline.resources.warehouse import read_sql, swap_in
 
 SCHEMA, TABLE, INCOMING = "covid", "cases", "cases__incoming"
@@ -95,6 +96,7 @@ def load_cases(
     limits: LoadLimits = NO_LIMITS,
     chunk_bytes: int = CHUNK_BYTES,
     log: Callable[[str], None] = lambda message: None,
+    progress_seconds: float = INTERVAL_SECONDS,
 ) -> LoadReport:
     """Load one registry file (zip or csv) and make it the current `covid.cases`.
 
@@ -119,8 +121,9 @@ def load_cases(
             tempfile.TemporaryFile("w+", newline="") as spool,
         ):
             report = LoadReport(name, source_sha256)
+            progress = Progress(log, progress_seconds)
             duplicates = _copy_records(
-                conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log
+                conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log, progress
             )
             enforce(limits, report, latest[2] if latest else None)
             _finish_table(conn, duplicates)
@@ -150,7 +153,7 @@ def load_cases(
 
 
 def _copy_records(
-    conn, stream: Utf8Stream, chunk_bytes: int, report: LoadReport, rejects_out, log
+    conn, stream: Utf8Stream, chunk_bytes: int, report: LoadReport, rejects_out, log, progress: Progress
 ) -> list[int]:
     """COPY every clean row into the loading table; returns the ids that occurred more than once."""
     seen = SeenIds()
@@ -177,6 +180,7 @@ def _copy_records(
             chunk_last = pc.max(table.column("last_updated")).as_py()
             if chunk_last and (report.last_updated is None or chunk_last > report.last_updated):
                 report.last_updated = chunk_last
+            progress.tick(load_line, report.rows_read, report.rows_loaded, report.rows_rejected)
     report.encoding = stream.encoding
     report.duplicate_rows = seen.duplicate_rows
     report.rows_loaded -= seen.duplicate_rows

@@ -17,6 +17,8 @@ import urllib3
 from dagster import ConfigurableResource, get_dagster_logger
 from pydantic import Field
 
+from covid_pipeline.progress import INTERVAL_SECONDS, Progress, download_line
+
 OFFICIAL_CASES_URL = "https://sisa.msal.gov.ar/datos/descargas/covid-19/files/Covid19Casos.zip"
 OFFICIAL_PROVINCES_URL = (
     "https://infra.datos.gob.ar/catalog/modernizacion/dataset/7/distribution/7.7/download/provincias.csv"
@@ -76,6 +78,9 @@ class SourcesResource(ConfigurableResource):
     retries: int = Field(default=5, description="attempts per download before giving up")
     backoff_seconds: float = Field(default=2.0, description="first wait between attempts; doubles each time")
     timeout_seconds: float = Field(default=120.0, description="socket timeout of one HTTP read")
+    progress_seconds: float = Field(
+        default=INTERVAL_SECONDS, description="how often a download logs its bytes, rate and ETA"
+    )
 
     def url_of(self, name: str) -> str:
         return {
@@ -92,9 +97,11 @@ class SourcesResource(ConfigurableResource):
         if path is not None:
             if not path.is_file():
                 raise DownloadError(f"{name}: {path} does not exist (check the {name} URL setting)")
-            digest = _copy_hashing(path, target)
+            digest = _copy_hashing(path, target, name, self.progress_seconds)
             return Fetched(name, url, target, digest, target.stat().st_size)
-        return _download(name, url, target, self.retries, self.backoff_seconds, self.timeout_seconds)
+        return _download(
+            name, url, target, self.retries, self.backoff_seconds, self.timeout_seconds, self.progress_seconds
+        )
 
     def probe(self, name: str) -> Probe:
         url = self.url_of(name)
@@ -122,12 +129,15 @@ def local_path(url: str) -> Path | None:
     return Path(url).expanduser()
 
 
-def _copy_hashing(source: Path, target: Path) -> str:
-    digest = hashlib.sha256()
+def _copy_hashing(source: Path, target: Path, name: str, progress_seconds: float) -> str:
+    digest, done, total = hashlib.sha256(), 0, source.stat().st_size
+    progress = Progress(get_dagster_logger().info, progress_seconds)
     with open(source, "rb") as reader, open(target, "wb") as writer:
         while block := reader.read(BLOCK):
             digest.update(block)
             writer.write(block)
+            done += len(block)
+            progress.tick(download_line, name, done, total)
     return digest.hexdigest()
 
 
@@ -139,8 +149,11 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(name: str, url: str, target: Path, retries: int, backoff: float, timeout: float) -> Fetched:
+def _download(
+    name: str, url: str, target: Path, retries: int, backoff: float, timeout: float, progress_seconds: float
+) -> Fetched:
     log = get_dagster_logger()
+    progress = Progress(log.info, progress_seconds)
     digest, received, validator, expected = hashlib.sha256(), 0, None, None
     etag = last_modified = None
     attempt = 0
@@ -182,6 +195,7 @@ def _download(name: str, url: str, target: Path, retries: int, backoff: float, t
                         out.write(block)
                         digest.update(block)
                         received += len(block)
+                        progress.tick(download_line, name, received, expected)
                 if expected is None or received == expected:
                     break
                 raise _Interrupted(f"connection closed after {received:,} of {expected:,} bytes")

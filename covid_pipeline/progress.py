@@ -1,0 +1,51 @@
+"""Progress lines for long work (downloads, the load), logged about every few seconds.
+
+Each line starts with PREFIX, so a console that shows only a summary (the demo's) can still pass them on.
+"""
+
+import time
+from collections.abc import Callable
+
+PREFIX = "progress:"
+INTERVAL_SECONDS = 5.0
+
+
+class Progress:
+    """Logs `line(*values, seconds_elapsed)` when at least `interval` seconds passed since the last line."""
+
+    def __init__(self, log: Callable[[str], None], interval: float = INTERVAL_SECONDS):
+        self.log, self.interval = log, interval
+        self.started = self.last = time.monotonic()
+
+    def tick(self, line: Callable[..., str], *values) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self.log(f"{PREFIX} {line(*values, max(now - self.started, 1e-9))}")
+
+
+def download_line(name: str, done: int, total: int | None, seconds: float) -> str:
+    rate = done / seconds
+    line = f"{name}: {_megabytes(done)}"
+    if total:
+        left = f"ETA {_duration((total - done) / rate)}" if rate else "ETA unknown"
+        line += f" of {_megabytes(total)} ({done / total:.0%}), {_megabytes(rate)}/s, {left}"
+    else:
+        line += f" (size not announced), {_megabytes(rate)}/s"
+    return line
+
+
+def load_line(read: int, loaded: int, rejected: int, seconds: float) -> str:
+    return (
+        f"covid.cases load: {read:,} rows read, {loaded:,} loaded, {rejected:,} rejected, "
+        f"{read / seconds:,.0f} rows/s"
+    )
+
+
+def _megabytes(n: float) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
