@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from importlib.resources import files
@@ -88,6 +89,8 @@ def dev(args: argparse.Namespace) -> int:
     # latter's "superseded" warning. exec: Ctrl-C and signals reach Dagster's own shutdown.
     command = [sys.executable, "-m", "dagster_dg_cli.cli", "dev", "-m", "covid_pipeline.definitions"]
     command += ["--port", str(args.port), "--host", args.host]
+    # A shell's background job starts with Ctrl-C ignored, and Dagster maps SIGTERM onto it: restore it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.execv(sys.executable, command)
 
 

@@ -1,0 +1,136 @@
+"""The Dagster UI as a newcomer opens it: `covid-pipeline dev` serves the sample, and a run launched the way
+the UI's "Materialize all" launches it (GraphQL over HTTP) succeeds; `dg` works on the project."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
+
+from covid_pipeline.checks.cases import CASES_CHECKS
+from covid_pipeline.cli import sample_sources
+from covid_pipeline_tests.helpers.dagster_ui import (
+    materialize_all,
+    start_dev,
+    stop,
+    wait_for_graphql,
+    wait_for_run,
+)
+from covid_pipeline_tests.helpers.registry import count_independently
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CASES = count_independently(Path(sample_sources()["COVID_CASES_URL"]))["notified"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def user_env(home: Path) -> dict:
+    """A user's environment: nothing but COVID_HOME set (no DAGSTER_HOME, no COVID_*_URL)."""
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("COVID_")}
+    return env | {"COVID_HOME": str(home)}
+
+
+def stop_embedded_postgres(home: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pgserver, sys; pgserver.get_server(sys.argv[1]).cleanup()",
+            str(home / "pgdata"),
+        ],
+        check=True,
+    )
+
+
+def cases_in_warehouse(home: Path) -> int:
+    env = user_env(home)
+    url = subprocess.run(
+        [sys.executable, "-m", "covid_pipeline", "db-url"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM covid.cases").fetchone()[0]
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "home"
+    yield home
+    if (home / "pgdata").exists():
+        stop_embedded_postgres(home)
+
+
+def test_dev_serves_the_sample_and_a_run_launched_like_the_ui_does_succeeds(home, tmp_path, monkeypatch):
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    dev = start_dev(user_env(home), port, tmp_path / "dev.log")
+    try:
+        wait_for_graphql(base_url, dev)
+        run_id = materialize_all(base_url)
+        run = wait_for_run(base_url, run_id)
+        assert run["status"] == "SUCCESS", (tmp_path / "dev.log").read_text()[-5000:]
+    finally:
+        stopped_cleanly = stop(dev)
+    assert stopped_cleanly  # Ctrl-C ends webserver, daemon and code servers: nothing is left behind
+    # the run went into the instance under COVID_HOME, on the sample, into the embedded warehouse
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    with DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
+        materialization = instance.get_latest_materialization_event(AssetKey("cleaned_cases"))
+        assert materialization.run_id == run_id
+    assert cases_in_warehouse(home) == SAMPLE_CASES
+
+
+def dg(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """Dagster's `dg` CLI, run in the checkout as a developer runs it (it reads [tool.dg] in pyproject.toml)."""
+    installed = Path(sys.executable).parent / "dg"
+    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "dagster_dg_cli.cli"]
+    return subprocess.run(
+        [*command, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def test_dg_checks_the_definitions_and_launches_the_whole_graph_on_the_sample(home, monkeypatch):
+    env = user_env(home)
+    checked = dg("check", "defs", env=env)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+
+    # as the README says: the instance of `covid-pipeline dagster-home`, the sample's sources
+    dagster_home = subprocess.run(
+        [sys.executable, "-m", "covid_pipeline", "dagster-home"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(dagster_home) == home / "dagster"
+    assert (home / "dagster" / "dagster.yaml").read_text() == (
+        ROOT / "covid_pipeline" / "dagster.yaml"
+    ).read_text()
+    launched = dg("launch", "--assets", "*", env=env | sample_sources() | {"DAGSTER_HOME": dagster_home})
+    assert launched.returncode == 0, launched.stderr[-3000:]
+
+    monkeypatch.setenv("DAGSTER_HOME", dagster_home)
+    with DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+        assert run.status == DagsterRunStatus.SUCCESS
+        assert instance.get_latest_materialization_event(AssetKey("report")).run_id == run.run_id
+        evaluations = [
+            entry.dagster_event.event_specific_data
+            for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        ]
+    assert {e.check_name for e in evaluations} == {*CASES_CHECKS, "totals_match_cases"}
+    assert all(e.passed for e in evaluations)
+    assert cases_in_warehouse(home) == SAMPLE_CASES
