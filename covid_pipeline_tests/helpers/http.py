@@ -2,6 +2,7 @@
 
 import hashlib
 import threading
+import time
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +34,7 @@ class LoopbackServer(LoopbackHTTPServer):
 
     - `cut_after[name] = (n_bytes, times)`: close the connection after n bytes, `times` times.
     - `ranges = False`: ignore Range requests (answer 200 with the whole file).
+    - `throttle = (n_bytes, seconds)`: send the body n bytes at a time, pausing between pieces (a slow link).
     """
 
     def __init__(self, root: Path):
@@ -40,6 +42,7 @@ class LoopbackServer(LoopbackHTTPServer):
         self.root.mkdir(parents=True, exist_ok=True)
         self.cut_after: dict[str, tuple[int, int]] = {}
         self.ranges = True
+        self.throttle: tuple[int, float] | None = None
         self.requests: list[tuple[str, str, dict]] = []
         super().__init__(self._handler())
 
@@ -94,6 +97,13 @@ class LoopbackServer(LoopbackHTTPServer):
                     self.wfile.write(payload[:cut])
                     self.wfile.flush()
                     self.close_connection = True
+                    return
+                if server.throttle:
+                    size, pause = server.throttle
+                    for offset in range(0, len(payload), size):
+                        self.wfile.write(payload[offset : offset + size])
+                        self.wfile.flush()
+                        time.sleep(pause)
                     return
                 self.wfile.write(payload)
 

@@ -1,0 +1,23 @@
+"""A run that finds the registry unchanged still reports what covid.cases holds (the UI's plots have no holes)."""
+
+from covid_pipeline_tests.helpers.warehouse import metadata_of, query, run_all_assets
+
+
+def test_the_skip_carries_the_row_count_and_the_counts_of_the_load_the_table_came_from(
+    database_url, tmp_path
+):
+    first = metadata_of(run_all_assets(database_url, tmp_path), "cleaned_cases")
+    again = metadata_of(run_all_assets(database_url, tmp_path), "cleaned_cases")
+
+    assert first["unchanged_source"] is False and again["unchanged_source"] is True
+    [(load_id, read, loaded, rejected, duplicates, last_updated)] = query(
+        database_url,
+        "SELECT load_id, rows_read, rows_loaded, rows_rejected, duplicate_rows, last_updated FROM covid.loads",
+    )
+    assert query(database_url, "SELECT count(*) FROM covid.cases") == [(loaded,)]
+    for metadata in (first, again):
+        assert metadata["load_id"] == load_id
+        assert metadata["dagster/row_count"] == metadata["rows_loaded"] == loaded
+        assert (metadata["rows_read"], metadata["rows_rejected"]) == (read, rejected)
+        assert metadata["duplicate_rows"] == duplicates
+        assert metadata["last_updated"] == str(last_updated)
