@@ -109,8 +109,9 @@ def wait_for_graphql(base_url: str, process: subprocess.Popen | None = None, tim
         time.sleep(0.5)
 
 
-def materialize_all(base_url: str) -> str:
-    """Launch every asset and check as "Materialize all" does; returns the run id."""
+def materialize_all(base_url: str, run_config: dict | None = None) -> str:
+    """Launch every asset and check as "Materialize all" does (with the launchpad's `run_config` if
+    given); returns the run id."""
     nodes = graphql(base_url, ASSETS)["assetNodes"]
     location = nodes[0]["repository"]
     checks = [
@@ -120,7 +121,7 @@ def materialize_all(base_url: str) -> str:
     ]
     params = {
         "mode": "default",
-        "runConfigData": {},
+        "runConfigData": run_config or {},
         "executionMetadata": {"tags": []},
         "selector": {
             "repositoryLocationName": location["location"]["name"],
