@@ -96,7 +96,11 @@ def step_times(run_id: str) -> dict:
                 run[event.event_type] = entry.timestamp
     if status != "SUCCESS":
         raise SystemExit(f"run {run_id} ended {status}")
-    return {"steps": steps, "run_seconds": run[DagsterEventType.RUN_SUCCESS] - run[DagsterEventType.RUN_START], "run_id": run_id}
+    return {
+        "steps": steps,
+        "run_seconds": run[DagsterEventType.RUN_SUCCESS] - run[DagsterEventType.RUN_START],
+        "run_id": run_id,
+    }
 
 
 def latest_run_id() -> str:

@@ -1,6 +1,7 @@
 """`covid-pipeline`: run the whole pipeline on the bundled sample, open the Dagster UI on it, or reach the warehouse."""
 
 import argparse
+import importlib.util
 import os
 import signal
 import subprocess
@@ -86,8 +87,10 @@ def dev(args: argparse.Namespace) -> int:
         flush=True,
     )
     # `dg dev` with the module named: the same services as `dagster dev`, from any folder, without the
-    # latter's "superseded" warning. exec: Ctrl-C and signals reach Dagster's own shutdown.
-    command = [sys.executable, "-m", "dagster_dg_cli.cli", "dev", "-m", "covid_pipeline.definitions"]
+    # latter's "superseded" warning (`dagster dev` where dg, a dev dependency, is not installed).
+    # exec: Ctrl-C and signals reach Dagster's own shutdown.
+    cli = "dagster_dg_cli.cli" if importlib.util.find_spec("dagster_dg_cli") else "dagster"
+    command = [sys.executable, "-m", cli, "dev", "-m", "covid_pipeline.definitions"]
     command += ["--port", str(args.port), "--host", args.host]
     # A shell's background job starts with Ctrl-C ignored, and Dagster maps SIGTERM onto it: restore it.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
