@@ -1,0 +1,50 @@
+"""The whole-graph benchmark runs and prints its figures (no timing is checked: only that the tool works)."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_graph_benchmark_prints_steps_and_overhead_of_the_cli_and_ui_paths_on_the_sample(tmp_path):
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | {"PYTHONPATH": str(ROOT)}
+    try:
+        printed = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "graph_benchmark.py"),
+                "--sample",
+                "--ui",
+                "--home",
+                str(home),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    finally:
+        if (home / "pgdata").exists():
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "import pgserver, sys; pgserver.get_server(sys.argv[1]).cleanup()",
+                    str(home / "pgdata"),
+                ]
+            )
+    assert printed.returncode == 0, printed.stderr[-3000:]
+    out = printed.stdout
+    assert "rows in covid.cases 10,075" in out
+    for label in ("graph: dagster asset materialize", "graph: UI launch", "load_cases alone", "limit: psql"):
+        assert re.search(rf"^{re.escape(label)}.*\s\d+\.\d\d", out, re.MULTILINE), out
+    for path in ("cli", "ui"):
+        steps = re.search(rf"^{path} steps \(s\): (.*); run (\d+\.\d\d) s$", out, re.MULTILINE)
+        assert steps, out
+        names = [part.rsplit(" ", 1)[0] for part in steps.group(1).split(", ")]
+        assert {"raw_csv_s3", "cleaned_cases", "cases_checks", "daily_aggregates", "report"} <= set(names)
+    assert re.search(r"^graph via CLI / psql \\copy: \d+\.\dx$", out, re.MULTILINE), out
