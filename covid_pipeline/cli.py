@@ -70,7 +70,7 @@ def next_steps(run_id: str) -> str:
         [
             f"Report: {report}",
             "Next:",
-            "  python -m covid_pipeline dev     the Dagster UI on the sample at http://127.0.0.1:3000: the lineage,",
+            "  python -m covid_pipeline dev     the Dagster UI at http://127.0.0.1:3000, same sources: the lineage,",
             f"                                   this run ({run_id[:8]}), its check results and metadata",
             "  python -m covid_pipeline psql    the warehouse: -c 'SELECT * FROM reporting.latest_update'",
         ]
