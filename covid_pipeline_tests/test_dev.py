@@ -50,16 +50,16 @@ def stop_embedded_postgres(home: Path) -> None:
     )
 
 
+def printed_by(command: str, env: dict) -> str:
+    """What `python -m covid_pipeline <command>` prints (db-url, dagster-home)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "covid_pipeline", command], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
 def cases_in_warehouse(home: Path) -> int:
-    env = user_env(home)
-    url = subprocess.run(
-        [sys.executable, "-m", "covid_pipeline", "db-url"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(printed_by("db-url", user_env(home))) as conn:
         return conn.execute("SELECT count(*) FROM covid.cases").fetchone()[0]
 
 
@@ -108,13 +108,7 @@ def test_dg_checks_the_definitions_and_launches_the_whole_graph_on_the_sample(ho
     assert "All definitions loaded successfully" in checked.stdout + checked.stderr
 
     # as the README says: the instance of `covid-pipeline dagster-home`, the sample's sources
-    dagster_home = subprocess.run(
-        [sys.executable, "-m", "covid_pipeline", "dagster-home"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    dagster_home = printed_by("dagster-home", env)
     assert Path(dagster_home) == home / "dagster"
     assert (home / "dagster" / "dagster.yaml").read_text() == (
         ROOT / "covid_pipeline" / "dagster.yaml"
