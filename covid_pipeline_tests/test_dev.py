@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, in_process_executor
 
 from covid_pipeline.checks.cases import CASES_CHECKS
 from covid_pipeline.cli import sample_sources
@@ -71,6 +71,13 @@ def home(tmp_path):
         stop_embedded_postgres(home)
 
 
+def test_the_executor_is_chosen_in_code_for_every_way_the_graph_runs():
+    from covid_pipeline.definitions import defs
+
+    assert defs.executor is in_process_executor
+    assert defs.resolve_job_def("refresh_everything").executor_def is in_process_executor
+
+
 def test_dev_serves_the_sample_and_a_run_launched_like_the_ui_does_succeeds(home, tmp_path, monkeypatch):
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -89,6 +96,17 @@ def test_dev_serves_the_sample_and_a_run_launched_like_the_ui_does_succeeds(home
         assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
         materialization = instance.get_latest_materialization_event(AssetKey("cleaned_cases"))
         assert materialization.run_id == run_id
+        starts = instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)
+        evaluations = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+    # the executor set in Definitions: every step in the run worker's one process, one after the other,
+    # and the checks on covid.cases in one step of their own
+    assert len({entry.dagster_event.pid for entry in starts}) == 1
+    assert {
+        e.step_key
+        for e in evaluations
+        if e.dagster_event.event_specific_data.asset_key == AssetKey("cleaned_cases")
+    } == {"cases_checks"}
+    assert len([e for e in evaluations if e.step_key == "cases_checks"]) == len(CASES_CHECKS)
     assert cases_in_warehouse(home) == SAMPLE_CASES
 
 
