@@ -3,7 +3,7 @@
     python benchmarks/graph_benchmark.py --rows 1000000 [--repeat 3] [--multiprocess] [--ui] [--json]
     python benchmarks/graph_benchmark.py --sample --ui --skip-cli      # the bundled sample, UI path only
 
-On the project's defaults (embedded PostgreSQL and stores under COVID_HOME = benchmarks/out/graph_home,
+On the project's defaults (embedded PostgreSQL and stores under COVID_HOME = benchmarks/out/graph_home_<N>,
 the local Dagster instance in its dagster/ folder), with COVID_CASES_URL pointing at a synthetic
 registry of N rows (benchmarks/generate_registry.py) and the georef files of the bundled sample:
 
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-method", action="store_true", help="also the (slow) seed method, once")
     parser.add_argument("--json", action="store_true", help="also write the figures to benchmarks/out/")
     parser.add_argument(
-        "--home", type=Path, default=HOME, help="COVID_HOME of the runs (embedded database, instance)"
+        "--home", type=Path, help="COVID_HOME of the runs (default benchmarks/out/graph_home_<N>)"
     )
     args = parser.parse_args(argv)
     results = benchmark(args)
