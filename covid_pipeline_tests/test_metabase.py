@@ -226,9 +226,11 @@ def test_a_collection_of_the_same_name_elsewhere_is_left_alone(metabase, warehou
 # ---- issue 12, defect 3: tabs ----
 
 
+@pytest.mark.parametrize("version", ["v0.50", "head"])  # v0.50 refused the PUT, HEAD deleted the tabs
 def test_tabs_added_by_hand_are_kept_and_the_yaml_can_place_cards_on_tabs(
-    metabase, warehouse, definition, tmp_path
+    metabase, warehouse, definition, tmp_path, version
 ):
+    metabase.version = version
     assert run(metabase, warehouse) == 0
     [dashboard_id] = metabase.dashboards
     overview = metabase.add_tab(dashboard_id, "Overview")
@@ -477,10 +479,16 @@ def test_the_fake_refuses_what_metabase_refuses(metabase, warehouse):
     )
     # the endpoint of Metabase < 0.47 is gone
     assert http.post(f"{dashboard_url}/cards", json={"cardId": card["id"]}).status_code == 404
-    # once a dashboard has tabs, every dashcard needs one
-    metabase.add_tab(dashboard["id"], "A tab")
+    # once a dashboard has tabs, every dashcard needs one (v0.50); HEAD deletes the tabs not sent
+    a_tab = metabase.add_tab(dashboard["id"], "A tab")
     no_tab = http.put(dashboard_url, json={"dashcards": [place | {"id": -1}]})
     assert no_tab.status_code == 400 and "every card has a tab" in no_tab.text
+    metabase.version = "head"
+    assert http.put(dashboard_url, json={"dashcards": [place | {"id": -1}]}).status_code == 200
+    assert metabase.tabs == {}
+    metabase.version = "v0.50"
+    metabase.add_tab(dashboard["id"], "A tab")
+    assert a_tab not in metabase.tabs
     # no dashcards on an archived dashboard, nor archived cards on a dashboard
     assert http.put(dashboard_url, json={"archived": True}).status_code == 200
     assert http.put(dashboard_url, json={"archived": False, "dashcards": []}).status_code == 404

@@ -13,7 +13,8 @@ Fake-side settings a test may change (the warehouse is the embedded PostgreSQL, 
 - `warehouse_ssl`: the warehouse accepts SSL connections (an SSL connection test then succeeds);
 - `warehouse_forces_ssl`: it refuses plaintext connections, as RDS with `rds.force_ssl = 1` does;
 - `connection_test_delay`: seconds every connection test takes (a slow or distant host);
-- `replies[(method, path)] = (status, payload)`: answer that request with this instead (a proxy, another app).
+- `replies[(method, path)] = (status, payload)`: answer that request with this instead (a proxy, another app);
+- `version`: "v0.50" (default) or "head", where the two differ: the tabs check of PUT /api/dashboard/:id.
 """
 
 import itertools
@@ -158,6 +159,7 @@ class FakeMetabase(LoopbackHTTPServer):
         self.connection_test_delay = 0.0
         self.connection_tests: list[dict] = []  # details of every connection test, with its "error"
         self.replies: dict[tuple[str, str], tuple[int, object]] = {}
+        self.version = "v0.50"
         self.databases = {
             1: {
                 "id": 1,
@@ -516,8 +518,8 @@ class FakeMetabase(LoopbackHTTPServer):
     def update_dashboard(self, match, body, query):
         """`update-dashboard`: the dashboard's own fields first; archiving it archives its dashboard questions
         (HEAD). With `dashcards`, within the same transaction: the dashboard as it was must not be archived
-        (404); if it has tabs, every dashcard needs a `dashboard_tab_id` (400); `tabs` are then replaced (absent
-        ones deleted with their dashcards, negative ids created) and the dashcards too."""
+        (404); the tabs check (see _check_tabs); `tabs` are then replaced (the ones not sent deleted with their
+        dashcards, negative ids created) and the dashcards too."""
         dashboard = self._find(self.dashboards, match)
         _check(
             body,
@@ -527,6 +529,7 @@ class FakeMetabase(LoopbackHTTPServer):
             | {"dashcards": DASHCARDS, "tabs": TABS},
         )
         if "dashcards" in body:
+            body["dashcards"] = self._check_tabs(dashboard["id"], body["dashcards"], body.get("tabs") or [])
             self._check_dashcards(dashboard, body["dashcards"], body.get("tabs") or [])
         if "archived" in body and body["archived"] != dashboard["archived"]:
             for card in self.cards.values():
@@ -540,13 +543,26 @@ class FakeMetabase(LoopbackHTTPServer):
             self._replace_dashcards(dashboard["id"], body["dashcards"], tab_ids)
         return self.get_dashboard(match, None, query)
 
+    def _check_tabs(self, dashboard_id: int, wanted: list[dict], tabs: list[dict]) -> list[dict]:
+        """v0.50 (src/metabase/api/dashboard.clj): if the dashboard *has* tabs, every dashcard needs a
+        `dashboard_tab_id`, else 400. HEAD (src/metabase/dashboards/write.clj): the check is on the tabs *sent*
+        (one tab sent takes the dashcards without one), so a client that sends none deletes them all, silently."""
+        if self.version == "head":
+            if len(tabs) == 1:
+                wanted = [
+                    d if d.get("dashboard_tab_id") is not None else d | {"dashboard_tab_id": tabs[0]["id"]}
+                    for d in wanted
+                ]
+            having_tabs = bool(tabs)
+        else:
+            having_tabs = any(t["dashboard_id"] == dashboard_id for t in self.tabs.values())
+        if having_tabs and not all(d.get("dashboard_tab_id") is not None for d in wanted):
+            raise Refused(400, "This dashboard has tab, makes sure every card has a tab")
+        return wanted
+
     def _check_dashcards(self, dashboard: dict, wanted: list[dict], tabs: list[dict]) -> None:
         if dashboard["archived"]:  # api/check-not-archived, src/metabase/api/common.clj
             raise Refused(404, {"message": "The object has been archived.", "error_code": "archived"})
-        if any(t["dashboard_id"] == dashboard["id"] for t in self.tabs.values()) and not all(
-            d.get("dashboard_tab_id") is not None for d in wanted
-        ):
-            raise Refused(400, "This dashboard has tab, makes sure every card has a tab")
         known_tabs = {t["id"] for t in tabs}
         current = {i for i, d in self.dashcards.items() if d["dashboard_id"] == dashboard["id"]}
         for dashcard in wanted:
