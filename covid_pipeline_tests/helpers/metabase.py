@@ -184,8 +184,9 @@ class FakeMetabase(LoopbackHTTPServer):
     # ---- state a person creates through the UI, for tests to set up ----
 
     def add_collection(self, name, parent_id=None, personal_owner_id=None, archived=False, id=None) -> int:
-        """A collection. Its `location` is the path of its ancestors' ids, "/" at the root: sub-collections of a
-        personal collection have `personal_owner_id` null (src/metabase/models/collection.clj, v0.50)."""
+        """A collection. Its `location` is the path of its ancestors' ids, "/" at the root; sub-collections of a
+        personal collection have `personal_owner_id` null, which is why src/metabase/api/collection.clj
+        (`remove-other-users-personal-subcollections`) finds them by the first id of their location."""
         collection_id = id or next(self.ids)
         location = "/" if parent_id is None else f"{self.collections[parent_id]['location']}{parent_id}/"
         self.collections[collection_id] = {
@@ -399,9 +400,9 @@ class FakeMetabase(LoopbackHTTPServer):
         return 200, collection
 
     def collection_items(self, match, body, query):
-        """Cards appear as models "card" (questions), "dataset" (models) and "metric"; archived items only with
-        `archived=true`; dashboard questions only with `show_dashboard_questions=true` (HEAD,
-        src/metabase/collections_rest/api.clj)."""
+        """Cards appear as models "card" (questions), "dataset" (models) and "metric", archived items only with
+        `archived=true` (`card-query`, src/metabase/api/collection.clj); newer versions list dashboard questions
+        only with `show_dashboard_questions=true`."""
         collection = self._find(self.collections, match)
         models = query.get("models", sorted(ITEM_MODELS))
         if not set(models) <= ITEM_MODELS:
