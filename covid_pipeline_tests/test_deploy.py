@@ -9,6 +9,7 @@
 - The database initialisation task runs, twice, against a real PostgreSQL.
 """
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -209,9 +210,25 @@ def test_runs_are_tasks_of_their_own_definition_not_services():
     assert all(props["TaskDefinition"] != {"Ref": "RunTaskDefinition"} for props in services.values())
     daemon = next(props for props in services.values() if props["ServiceName"] == "dagster-daemon")
     assert daemon["DeploymentConfiguration"]["MaximumPercent"] == 100  # never two daemons
-    # The family the daemon is told to launch is the one defined here.
-    parameters = resources("cluster", "AWS::SSM::Parameter")
-    assert parameters["RunTaskDefinitionParameter"]["Value"] == run["Family"]
+
+
+@pytest.mark.parametrize("definition", ["DaemonTaskDefinition", "WebserverTaskDefinition"])
+def test_the_daemon_launches_the_run_definitions_own_revision(definition):
+    """Issue 11, item 2: a new run revision changes the daemon's definition, so ECS redeploys it."""
+    environment = {variable["Name"]: variable["Value"] for variable in container(definition)["Environment"]}
+    assert environment["DAGSTER_RUN_TASK_DEFINITION"] == {"Ref": "RunTaskDefinition"}  # ARN with revision
+    rendered = re.sub(
+        r"\$\{[A-Z_]+\}", "placeholder", (ROOT / "deploy" / "dagster" / "dagster.yaml").read_text()
+    )
+    launcher = yaml.safe_load(rendered)["run_launcher"]
+    assert launcher["config"]["task_definition"] == {"env": "DAGSTER_RUN_TASK_DEFINITION"}
+    # Nobody else may say which definition runs use (a family name would be resolved once, at start).
+    names = {
+        props["Name"]["Fn::Sub"]
+        for stack in stack_order()
+        for props in resources(stack, "AWS::SSM::Parameter").values()
+    }
+    assert not any(name.endswith("/DAGSTER_RUN_TASK_DEFINITION") for name in names)
 
 
 def test_orchestrator_may_launch_only_run_tasks_and_pass_only_their_roles():
@@ -233,7 +250,7 @@ def test_orchestrator_may_launch_only_run_tasks_and_pass_only_their_roles():
     )
     assert statements["PassRunRoles"]["Resource"] == [
         {"Fn::GetAtt": ["RunTaskRole", "Arn"]},
-        {"Fn::GetAtt": ["DagsterExecutionRole", "Arn"]},
+        {"Fn::GetAtt": ["RunExecutionRole", "Arn"]},
     ]
     every_action = {
         action
@@ -296,6 +313,7 @@ def instance_variables() -> set[str]:
             - {
                 "DAGSTER_ECS_CLUSTER",
                 "DAGSTER_RUN_TASK_DEFINITION",
+                "DAGSTER_RUN_CAPACITY_PROVIDER",
                 "DAGSTER_RUN_SUBNETS",
                 "DAGSTER_RUN_SECURITY_GROUP",
             }
@@ -428,28 +446,38 @@ def test_shell_scripts_pass_shellcheck(script):
 
 
 @pytest.fixture
-def fresh_server(tmp_path):
+def fresh_server(tmp_path_factory):
     """A server of its own: the task creates cluster-wide roles the shared test server must not get."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
+    from covid_pipeline.resources.embedded_postgres import start_server
 
-        server = pgserver.get_server(tmp_path / "pgdata", cleanup_mode="stop")
+    server = start_server(tmp_path_factory.mktemp("init-pgdata"), cleanup_mode="stop")
     yield server
     server.cleanup()
 
 
-def test_database_initialisation_creates_databases_and_roles_and_can_run_again(fresh_server, monkeypatch):
+def init_database_module():
+    spec = importlib.util.spec_from_file_location("init_database", ROOT / "deploy" / "init_database.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_database_initialisation_gives_each_login_only_its_own_and_can_run_again(fresh_server, monkeypatch):
+    """Issue 11, item 7, on a real PostgreSQL: run twice, then each login can do its job and no more."""
     info = psycopg.conninfo.conninfo_to_dict(fresh_server.get_uri())
     monkeypatch.setenv("PGHOST", info["host"])
     monkeypatch.setenv("PGUSER", info["user"])
     monkeypatch.setenv("PGDATABASE", "postgres")
-    monkeypatch.setenv("METABASE_PASSWORD", "first-metabase-password")
-    monkeypatch.setenv("METABASE_READER_PASSWORD", "first-reader-password")
+    logins = init_database_module().LOGINS
+    for login, variable in logins.items():
+        monkeypatch.setenv(variable, f"password-of-{login}")
     script = [sys.executable, str(ROOT / "deploy" / "init_database.py")]
     for _ in range(2):
         result = subprocess.run(script, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
+
+    def connect(database: str, login: str) -> psycopg.Connection:
+        return psycopg.connect(fresh_server.get_uri(database), user=login, autocommit=True)
 
     with psycopg.connect(fresh_server.get_uri(), autocommit=True) as conn:
         owners = dict(
@@ -458,24 +486,55 @@ def test_database_initialisation_creates_databases_and_roles_and_can_run_again(f
                 (["dagster", "covid", "metabase"],),
             ).fetchall()
         )
-        assert set(owners) == {"dagster", "covid", "metabase"}
-        assert owners["metabase"] == "metabase"
-        logins = dict(
-            conn.execute(
-                "SELECT rolname, rolcanlogin AND rolpassword LIKE 'SCRAM-SHA-256$%%' FROM pg_authid "
-                "WHERE rolname IN ('metabase', 'metabase_reader')"
+        assert owners["dagster"] == "dagster" and owners["metabase"] == "metabase"
+        roles = {
+            name: tuple(flags)
+            for name, *flags in conn.execute(
+                "SELECT rolname, rolcanlogin, rolsuper OR rolcreaterole OR rolcreatedb, "
+                "rolpassword LIKE 'SCRAM-SHA-256$%%' FROM pg_authid WHERE rolname = ANY(%s)",
+                (list(logins),),
             ).fetchall()
-        )
-        assert logins == {"metabase": True, "metabase_reader": True}
-        assert conn.execute(
-            "SELECT has_database_privilege('metabase_reader', 'covid', 'CONNECT')"
-        ).fetchone()[0]
-        assert not conn.execute(
-            "SELECT has_database_privilege('metabase_reader', 'dagster', 'CONNECT')"
-        ).fetchone()[0]
-    # Metabase, as the owner of its database, can create its tables there.
-    with psycopg.connect(fresh_server.get_uri("metabase"), user="metabase") as conn:
-        conn.execute("CREATE TABLE metabase_probe (id int)")
+        }
+        assert roles == {login: (True, False, True) for login in logins}
+        may_connect = {
+            (login, database)
+            for login in logins
+            for database in ("dagster", "covid", "metabase")
+            if conn.execute("SELECT has_database_privilege(%s, %s, 'CONNECT')", (login, database)).fetchone()[
+                0
+            ]
+        }
+        assert may_connect == {
+            ("dagster", "dagster"),
+            ("covid_pipeline", "covid"),
+            ("metabase_reader", "covid"),
+            ("metabase", "metabase"),
+        }
+    # Dagster's and Metabase's logins create their tables in their own database.
+    for database in ("dagster", "metabase"):
+        with connect(database, database) as conn:
+            conn.execute("CREATE TABLE probe (id int)")
+    # The pipeline's own migrations run as its login, then it builds a reporting relation as it does.
+    from covid_pipeline.resources.warehouse import migrate
+
+    migrate(fresh_server.get_uri("covid").replace(f"{info['user']}@", "covid_pipeline@", 1))
+    with connect("covid", "covid_pipeline") as conn:
+        owners = dict(conn.execute("SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace").fetchall())
+        assert owners["covid"] == owners["reporting"] == "covid_pipeline"
+        conn.execute("CREATE TABLE covid.cases_probe AS SELECT 1 AS n")
+        conn.execute("CREATE MATERIALIZED VIEW reporting.probe AS SELECT n FROM covid.cases_probe")
+    with connect("covid", "metabase_reader") as conn:
+        assert conn.execute("SELECT n FROM reporting.probe").fetchall() == [(1,)]
+        for statement in ("SELECT * FROM covid.cases_probe", "CREATE TABLE reporting.nope (id int)"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    # A third run (a rotation) changes nothing the pipeline built, and hands over what the master left.
+    with psycopg.connect(fresh_server.get_uri("covid"), autocommit=True) as conn:
+        conn.execute("CREATE TABLE covid.left_by_master (id int)")
+    assert subprocess.run(script, capture_output=True, text=True).returncode == 0
+    with connect("covid", "covid_pipeline") as conn:
+        conn.execute("DROP TABLE covid.left_by_master")
+        assert conn.execute("SELECT count(*) FROM reporting.probe").fetchone()[0] == 1
 
 
 def test_database_initialisation_refuses_to_run_without_the_passwords(monkeypatch):
