@@ -10,6 +10,7 @@
 """
 
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -165,7 +166,9 @@ def test_database_is_a_private_encrypted_multi_az_master_with_a_read_replica():
     )
     for stack in stack_order():
         for name in template(stack)["Parameters"]:
-            assert "password" not in name.lower() and "secret" not in name.lower(), (stack, name)
+            # A parameter may name a secret (its ARN or name), never hold one.
+            if not name.endswith(("Arn", "SecretName")):
+                assert "password" not in name.lower() and "secret" not in name.lower(), (stack, name)
 
 
 def test_buckets_are_encrypted_private_versioned_and_raw_data_ages_out():
@@ -543,3 +546,284 @@ def test_database_initialisation_refuses_to_run_without_the_passwords(monkeypatc
         [sys.executable, str(ROOT / "deploy" / "init_database.py")], capture_output=True, text=True
     )
     assert result.returncode != 0 and "METABASE_PASSWORD" in result.stderr
+
+
+# --- Issue 11: properties of the templates, item by item ------------------------------------------
+
+
+def test_engine_version_names_the_major_version_only():
+    """Item 1: RDS retires minor versions; "16" lets new instances start on a current one."""
+    spec = template("database")["Parameters"]["EngineVersion"]
+    assert spec["Default"] == "16"
+    pattern = re.compile(spec["AllowedPattern"])
+    assert all(pattern.match(version) for version in ("16", "16.4", "16.10"))
+    assert not any(pattern.match(version) for version in ("15", "17.1", "16.8.1"))
+    instances = resources("database", "AWS::RDS::DBInstance")
+    assert instances["Master"]["EngineVersion"] == {"Ref": "EngineVersion"}
+    assert instances["Master"]["AutoMinorVersionUpgrade"] is True
+
+
+def handler_permissions(resource_type: str) -> set[str]:
+    """What CloudFormation's handlers for the type need, from the registry schema cfn-lint ships."""
+    from cfnlint.schema.manager import PROVIDER_SCHEMA_MANAGER
+
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
+    assert "handlers" in schema, f"cfn-lint ships {resource_type}'s schema without handlers: upgrade cfn-lint"
+    return {
+        action
+        for handler in ("create", "read", "update", "delete")
+        for action in schema["handlers"][handler]["permissions"]
+    }
+
+
+def test_services_stack_role_allows_exactly_what_the_resource_handlers_list():
+    """Item 3: the role CloudFormation uses for the services stack, kept in step with the schemas."""
+    types = {resource["Type"] for resource in template("services")["Resources"].values()}
+    needed = set().union(*(handler_permissions(kind) for kind in types))
+    (policy,) = resources("ci", "AWS::IAM::Role")["ServicesStackRole"]["Policies"]
+    granted = {
+        action
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    assert granted == needed, f"missing {sorted(needed - granted)}, not needed {sorted(granted - needed)}"
+
+
+def image_builds() -> list[str]:
+    """Every `docker build` command that produces an image which is then deployed."""
+    texts = [DEPLOY_SCRIPT.read_text(), (WORKFLOWS / "deploy.yml").read_text()]
+    return [
+        line.strip() for text in texts for line in text.splitlines() if re.match(r"\s*docker build\b", line)
+    ]
+
+
+def test_every_deployed_image_is_built_for_the_tasks_platform():
+    """Item 4: the task definitions run X86_64; an image built on Apple silicon would be arm64."""
+    builds = image_builds()
+    assert len(builds) == 2, builds
+    assert all("--platform linux/amd64" in build for build in builds), builds
+    platforms = {
+        props["RuntimePlatform"]["CpuArchitecture"]
+        for name, props in resources("services", "AWS::ECS::TaskDefinition").items()
+    }
+    assert platforms == {"X86_64"}
+
+
+def test_deploy_script_expands_no_array_that_can_be_empty():
+    """Item 4: bash 3.2 stops on "${a[@]}" of an empty array under set -u (bash 4.4+ does not, so
+    running the script here cannot show it): every expanded array is only ever assigned elements."""
+    script = "\n".join(
+        line for line in DEPLOY_SCRIPT.read_text().splitlines() if not line.lstrip().startswith("#")
+    )
+    expanded = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\[@\]\}", script))
+    assert expanded, "no array expansions found: the check reads the script wrongly"
+    for name in expanded:
+        assignments = re.findall(rf"\b{name}=\((.*?)\)", script, re.DOTALL)
+        assert assignments and all(value.strip() for value in assignments), (name, assignments)
+
+
+def run_deploy_function(body: str, **environment: str) -> list[list[str]]:
+    """deploy.sh sourced by bash under `set -u`, `aws` replaced by a function that records its
+    arguments (there is no AWS here); returns the recorded `aws` calls."""
+    recorder = 'aws() { printf "%s\\037" "$@" >>"$AWS_CALLS"; printf "\\n" >>"$AWS_CALLS"; }'
+    program = f"set -euo pipefail\nsource {DEPLOY_SCRIPT}\n{recorder}\n{body}\n"
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".calls") as calls:
+        result = subprocess.run(
+            ["bash", "-c", program],
+            env={"PATH": "/usr/bin:/bin", "AWS_CALLS": calls.name, **environment},
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        return [line.split("\x1f")[:-1] for line in calls.read().splitlines()]
+
+
+def parameters_of(call: list[str]) -> dict[str, str]:
+    start = call.index("--parameter-overrides") + 1
+    return dict(argument.split("=", 1) for argument in call[start:])
+
+
+def test_deploy_script_passes_each_stack_its_parameters_under_set_u():
+    """Item 4/5/10: infra and ci, sourced and run by bash with set -u, with no optional variable set."""
+    calls = run_deploy_function(
+        'infra; deploy_stack ci "GitHubRepository=o/r" "GitHubOidcProviderArn=${GITHUB_OIDC_PROVIDER_ARN:-}"',
+        ALB_INGRESS_CIDR="203.0.113.0/24",
+        DOCKER_HUB_CREDENTIALS_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub",
+    )
+    deployed = {call[call.index("--stack-name") + 1]: call for call in calls}
+    assert list(deployed) == [f"covid-{stack}" for stack in stack_order() if stack != "services"]
+    assert all("--role-arn" not in call for call in calls)  # only the services stack gets a role
+    for stack in stack_order()[:-1]:
+        given = parameters_of(deployed[f"covid-{stack}"])
+        declared = template(stack)["Parameters"]
+        assert set(given) <= set(declared), (stack, set(given) - set(declared))
+        required = {name for name, spec in declared.items() if "Default" not in spec}
+        assert required <= set(given), (stack, required - set(given))
+    assert parameters_of(deployed["covid-network"])["CreateInterfaceEndpoints"] == "false"
+
+
+def test_deploy_script_hands_the_services_stack_its_role_and_the_metabase_digest():
+    digest = "sha256:" + "0" * 64
+    (call,) = run_deploy_function(
+        "services 0123abc",
+        SERVICES_STACK_ROLE_ARN="arn:aws:iam::123456789012:role/covid/services",
+        METABASE_IMAGE_DIGEST=digest,
+    )[:1]
+    assert call[call.index("--role-arn") + 1] == "arn:aws:iam::123456789012:role/covid/services"
+    assert parameters_of(call) == {
+        "EnvironmentName": "covid",
+        "ImageTag": "0123abc",
+        "MetabaseImageDigest": digest,
+    }
+
+
+def test_ci_stack_can_use_the_accounts_existing_github_provider():
+    """Item 5: with GitHubOidcProviderArn the stack creates no provider and trusts the given one."""
+    ci = template("ci")
+    assert ci["Resources"]["GitHubOidcProvider"]["Condition"] == "CreateOidcProvider"
+    assert ci["Conditions"]["CreateOidcProvider"] == {"Fn::Equals": [{"Ref": "GitHubOidcProviderArn"}, ""]}
+    trust = ci["Resources"]["GitHubDeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"]["Federated"] == {
+        "Fn::If": ["CreateOidcProvider", {"Ref": "GitHubOidcProvider"}, {"Ref": "GitHubOidcProviderArn"}]
+    }
+
+
+def action_lists(node) -> list[list[dict]]:
+    """Every list of actions a listener or rule may end up with, one per combination of Fn::If branches."""
+    if isinstance(node, dict) and "Fn::If" in node:
+        return [lists for branch in node["Fn::If"][1:] for lists in action_lists(branch)]
+    if isinstance(node, list):
+        combinations = [[]]
+        for item in node:
+            combinations = [done + [choice] for done in combinations for choice in branches(item)]
+        return combinations
+    raise AssertionError(f"not an action list: {node!r}")
+
+
+def branches(node) -> list:
+    if isinstance(node, dict) and "Fn::If" in node:
+        return [choice for branch in node["Fn::If"][1:] for choice in branches(branch)]
+    return [node]
+
+
+def test_nobody_reaches_dagster_without_logging_in():
+    """Item 6: every way to the Dagster target group passes an authenticate action first."""
+    cluster = template("cluster")["Resources"]
+    to_dagster = 0
+    for resource in cluster.values():
+        props = resource.get("Properties", {})
+        for key in ("Actions", "DefaultActions"):
+            if key not in props or not resource["Type"].startswith("AWS::ElasticLoadBalancingV2::Listener"):
+                continue
+            for actions in action_lists(props[key]):
+                forward = [a for a in actions if a.get("TargetGroupArn") == {"Ref": "DagsterTargetGroup"}]
+                if not forward:
+                    continue
+                to_dagster += 1
+                logins = [a for a in actions if a["Type"] in ("authenticate-cognito", "authenticate-oidc")]
+                assert logins and all(login["Order"] < forward[0]["Order"] for login in logins), actions
+                assert resource["Properties"]["ListenerArn"] == {
+                    "Fn::If": ["WithHttps", {"Ref": "HttpsListener"}, {"Ref": "HttpListener"}]
+                }
+    assert to_dagster == 2  # Cognito or the given OIDC provider
+    assert cluster["UserPool"]["Properties"]["AdminCreateUserConfig"] == {"AllowAdminCreateUserOnly": True}
+    # Without a certificate, plain HTTP cannot authenticate: Dagster is closed, Metabase (own login) served.
+    http_default = cluster["HttpListener"]["Properties"]["DefaultActions"][0]["Fn::If"]
+    assert http_default[1]["Type"] == "redirect" and http_default[1]["RedirectConfig"]["Protocol"] == "HTTPS"
+
+
+def secret_exports_in(node) -> set[str]:
+    return {
+        n["Fn::ImportValue"]["Fn::Sub"].removeprefix("${EnvironmentName}-")
+        for n in walk(node)
+        if isinstance(n, dict) and "Fn::ImportValue" in n and "Secret" in n["Fn::ImportValue"]["Fn::Sub"]
+    }
+
+
+def test_only_the_initialisation_task_holds_the_master_secret():
+    """Item 7: every task connects with its own login; the master secret is the init task's alone."""
+    holders = {
+        name
+        for name, props in resources("services", "AWS::ECS::TaskDefinition").items()
+        if "MasterSecretArn" in secret_exports_in(props)
+    }
+    assert holders == {"InitDatabaseTaskDefinition"}
+    roles = {
+        name
+        for name, props in resources("cluster", "AWS::IAM::Role").items()
+        if "MasterSecretArn" in secret_exports_in(props)
+    }
+    assert roles == {"InitDatabaseExecutionRole"}
+    expected = {
+        "WebserverTaskDefinition": {"DagsterSecretArn"},
+        "DaemonTaskDefinition": {"DagsterSecretArn"},
+        "RunTaskDefinition": {"DagsterSecretArn", "PipelineSecretArn"},
+        "MetabaseTaskDefinition": {"MetabaseSecretArn", "MetabaseEncryptionKeyArn"},
+    }
+    for name, secrets in expected.items():
+        assert secret_exports_in(resources("services", "AWS::ECS::TaskDefinition")[name]) == secrets, name
+    # One generated secret per login, named as the init task names the logins.
+    usernames = {
+        json.loads(str(props["GenerateSecretString"]["SecretStringTemplate"]))["username"]
+        for name, props in resources("database", "AWS::SecretsManager::Secret").items()
+        if name not in ("MasterSecret", "MetabaseEncryptionKey")
+    }
+    assert usernames == set(init_database_module().LOGINS)
+    init_secrets = {secret["Name"] for secret in container("InitDatabaseTaskDefinition")["Secrets"]}
+    assert set(init_database_module().LOGINS.values()) <= init_secrets
+    url = resources("database", "AWS::SSM::Parameter")["WarehouseUrlParameter"]["Value"]
+    assert json.dumps(url).count("covid_pipeline@") == 1
+
+
+def test_metabase_encrypts_its_secrets_uses_tls_and_a_pinned_cached_image():
+    """Item 8."""
+    metabase = container("MetabaseTaskDefinition")
+    secrets = {secret["Name"]: secret["ValueFrom"] for secret in metabase["Secrets"]}
+    assert secrets["MB_ENCRYPTION_SECRET_KEY"] == {
+        "Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-MetabaseEncryptionKeyArn"}
+    }
+    uri = resources("database", "AWS::SSM::Parameter")["MetabaseDatabaseUriParameter"]
+    assert uri["Name"]["Fn::Sub"] in secrets["MB_DB_CONNECTION_URI"]["Fn::Sub"]
+    assert uri["Value"]["Fn::Sub"].endswith("/metabase?ssl=true&sslmode=require")
+    image, variables = metabase["Image"]["Fn::Sub"]
+    assert image.endswith("@${MetabaseImageDigest}") and ".dkr.ecr." in image
+    assert variables["Prefix"] == {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DockerHubCachePrefix"}}
+    (rule,) = resources("registry", "AWS::ECR::PullThroughCacheRule").values()
+    assert rule["UpstreamRegistry"] == "docker-hub"
+
+
+def test_what_must_outlive_a_teardown_is_kept_and_the_replica_grows_like_the_master():
+    """Item 9."""
+    for stack in stack_order():
+        for name, resource in template(stack)["Resources"].items():
+            if resource["Type"] in ("AWS::Logs::LogGroup", "AWS::SecretsManager::Secret", "AWS::S3::Bucket"):
+                assert resource.get("DeletionPolicy") and resource.get("UpdateReplacePolicy"), (stack, name)
+    database = template("database")["Resources"]
+    for kept in ("MasterSecret", "MetabaseEncryptionKey"):
+        assert database[kept]["DeletionPolicy"] == database[kept]["UpdateReplacePolicy"] == "Retain"
+    assert database["Master"]["DeletionPolicy"] == "Snapshot"
+    assert (
+        database["Replica"]["Properties"]["MaxAllocatedStorage"]
+        == database["Master"]["Properties"]["MaxAllocatedStorage"]
+    )
+
+
+def test_interface_endpoints_are_optional_and_runs_use_fargate_spot():
+    """Item 10."""
+    network = template("network")
+    assert network["Parameters"]["CreateInterfaceEndpoints"]["Default"] == "false"
+    for props in network["Resources"].values():
+        if props["Type"] == "AWS::EC2::VPCEndpoint" and props["Properties"]["VpcEndpointType"] == "Interface":
+            assert props["Condition"] == "WithInterfaceEndpoints"
+    cluster = template("cluster")
+    assert "FARGATE_SPOT" in cluster["Resources"]["Cluster"]["Properties"]["CapacityProviders"]
+    assert cluster["Parameters"]["RunCapacityProvider"]["Default"] == "FARGATE_SPOT"
+    assert (
+        "capacityProvider: ${DAGSTER_RUN_CAPACITY_PROVIDER}"
+        in (ROOT / "deploy" / "dagster" / "dagster.yaml").read_text()
+    )
+    assert resources("cluster", "AWS::SSM::Parameter")["RunCapacityProviderParameter"]["Value"] == {
+        "Ref": "RunCapacityProvider"
+    }
