@@ -34,9 +34,19 @@ DATABASES = {"dagster": "dagster", "covid": None, "metabase": "metabase"}
 # database -> logins that may connect, besides its owner
 CONNECT = {"covid": ("covid_pipeline", "metabase_reader")}
 # Objects a login must own when an earlier deployment left them to the master user.
-OWNED_SCHEMAS = {"dagster": {"public": "dagster"}, "covid": {"covid": "covid_pipeline", "reporting": "covid_pipeline"}}
+OWNED_SCHEMAS = {
+    "dagster": {"public": "dagster"},
+    "covid": {"covid": "covid_pipeline", "reporting": "covid_pipeline"},
+}
 COVID_SQL = Path(__file__).with_name("init_database.sql")
-RELATION_KINDS = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE", "f": "FOREIGN TABLE"}
+RELATION_KINDS = {
+    "r": "TABLE",
+    "p": "TABLE",
+    "v": "VIEW",
+    "m": "MATERIALIZED VIEW",
+    "S": "SEQUENCE",
+    "f": "FOREIGN TABLE",
+}
 
 
 def ensure_database(conn: psycopg.Connection, name: str) -> None:
@@ -49,9 +59,9 @@ def ensure_login(conn: psycopg.Connection, name: str, password: str) -> None:
     if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
         conn.execute(sql.SQL("CREATE ROLE {}").format(role))
     conn.execute(
-        sql.SQL("ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}").format(
-            role, sql.Literal(password)
-        )
+        sql.SQL(
+            "ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}"
+        ).format(role, sql.Literal(password))
     )
     # On RDS the master user is no superuser: it may hand objects to a role it is a member of.
     if not conn.execute("SELECT pg_has_role(CURRENT_USER, %s, 'SET')", (name,)).fetchone()[0]:
@@ -89,7 +99,9 @@ def initialise(conn: psycopg.Connection, passwords: dict[str, str]) -> None:
             conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, sql.Identifier(owner)))
         conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
         for login in CONNECT.get(name, ()):
-            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, sql.Identifier(login)))
+            conn.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, sql.Identifier(login))
+            )
     # The pipeline's migrations run CREATE SCHEMA IF NOT EXISTS, which PostgreSQL checks against
     # CREATE on the database before it sees that the schema exists.
     conn.execute("GRANT CREATE ON DATABASE covid TO covid_pipeline")
