@@ -739,7 +739,9 @@ def secret_exports_in(node) -> set[str]:
     return {
         n["Fn::ImportValue"]["Fn::Sub"].removeprefix("${EnvironmentName}-")
         for n in walk(node)
-        if isinstance(n, dict) and "Fn::ImportValue" in n and "Secret" in n["Fn::ImportValue"]["Fn::Sub"]
+        if isinstance(n, dict)
+        and "Fn::ImportValue" in n
+        and n["Fn::ImportValue"]["Fn::Sub"].endswith(("SecretArn", "EncryptionKeyArn"))
     }
 
 

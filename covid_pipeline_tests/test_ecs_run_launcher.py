@@ -308,6 +308,7 @@ def test_entrypoint_loads_parameter_store_renders_the_instance_and_runs_the_comm
         "COVID_RAW_STORE": "s3://raw-bucket/raw",
         "DAGSTER_RUN_SUBNETS": "subnet-1,subnet-2",
         "DAGSTER_RUN_SECURITY_GROUP": "sg-1",
+        "DAGSTER_RUN_CAPACITY_PROVIDER": "FARGATE_SPOT",
         "DAGSTER_PG_PASSWORD": "from-parameter-store",
     }.items():
         ssm.put_parameter(Name=f"{path}/{name}", Value=value, Type="String")
