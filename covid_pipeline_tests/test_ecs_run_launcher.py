@@ -77,7 +77,7 @@ def aws_run_resources(moto_endpoint, s3_bucket) -> SimpleNamespace:
     task_definition = ecs.register_task_definition(**definition)["taskDefinition"]
     # A later revision of the family (another run size): the daemon must keep launching the one
     # its task definition names, not whichever revision is the family's latest.
-    ecs.register_task_definition(**{**definition, "memory": "8192"})
+    later = ecs.register_task_definition(**{**definition, "memory": "8192"})["taskDefinition"]
     # What cluster.yaml and storage.yaml write under /<EnvironmentName>/env/.
     parameters = {
         "DAGSTER_ECS_CLUSTER": cluster,
@@ -91,6 +91,7 @@ def aws_run_resources(moto_endpoint, s3_bucket) -> SimpleNamespace:
         boto3.client("ssm").put_parameter(Name=f"{path}/{name}", Value=value, Type="String")
     return SimpleNamespace(
         task_definition_arn=task_definition["taskDefinitionArn"],
+        later_revision_arn=later["taskDefinitionArn"],
         cluster=cluster,
         subnets=subnets,
         security_group=group,
@@ -155,7 +156,7 @@ def test_deployment_instance_uses_postgres_and_the_ecs_run_launcher(
     assert isinstance(launcher, EcsRunLauncher)
     # The revision its task definition names, though the family has a later one.
     assert launcher.task_definition == aws_run_resources.task_definition_arn
-    assert launcher.task_definition.endswith(f"{RUN_FAMILY}:1")
+    assert launcher.task_definition != aws_run_resources.later_revision_arn
     assert launcher.run_task_kwargs["capacityProviderStrategy"] == [
         {"capacityProvider": "FARGATE_SPOT", "weight": 1}
     ]
