@@ -29,6 +29,8 @@ from cfnlint.api import lint_file
 from cfnlint.decode import decode
 from packaging.requirements import Requirement
 
+from covid_pipeline_tests.helpers.moto_cloudformation import walk
+
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "deploy" / "cloudformation"
 DEPLOY_SCRIPT = ROOT / "deploy" / "deploy.sh"
@@ -55,16 +57,6 @@ def resources(stack: str, kind: str) -> dict[str, dict]:
         for name, resource in template(stack)["Resources"].items()
         if resource["Type"] == kind
     }
-
-
-def walk(node):
-    yield node
-    if isinstance(node, dict):
-        for value in node.values():
-            yield from walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from walk(value)
 
 
 def imports_of(stack: str) -> set[str]:
