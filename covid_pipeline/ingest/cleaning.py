@@ -12,6 +12,7 @@ A value's verdict never depends on the other rows of its chunk.
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
@@ -63,6 +64,8 @@ def _strings(*values: str) -> pa.Array:
 FLAG_VALUES, AGE_UNITS = _strings(*FLAGS), _strings(YEARS_UNIT, MONTHS_UNIT)
 YES, MONTHS = FLAG_VALUES[0], AGE_UNITS[1]
 FALSE = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(np.zeros(1, np.uint8))])[0]
+EPOCH = date(1970, 1, 1).toordinal()
+FIRST_DAY, LAST_DAY = date(FIRST_YEAR, 1, 1).toordinal() - EPOCH, date(LAST_YEAR, 12, 31).toordinal() - EPOCH
 MONTHS_A_YEAR = _arrow(np.array([12], np.int32), pa.int32())[0]
 
 
@@ -317,18 +320,17 @@ def _bad(values, ok) -> np.ndarray:
 
 def _within_years(dates, bad: np.ndarray | None):
     """Dates outside FIRST_YEAR..LAST_YEAR (year 0000 would reach PostgreSQL as 1 BC) are bad too."""
-    bounds = pc.min_max(dates).as_py()
-    low, high = bounds["min"], bounds["max"]
-    if low is None or (low.year >= FIRST_YEAR and high.year <= LAST_YEAR):
+    days = pc.cast(dates, pa.int32())  # days since 1970-01-01: Python's date cannot hold year 0
+    bounds = pc.min_max(days).as_py()
+    if bounds["min"] is None or (bounds["min"] >= FIRST_DAY and bounds["max"] <= LAST_DAY):
         return dates, bad
-    years = pc.year(dates)
-    outside = _mask(pc.or_(pc.less(years, _year(FIRST_YEAR)), pc.greater(years, _year(LAST_YEAR))))
+    outside = _mask(pc.or_(pc.less(days, _day(FIRST_DAY)), pc.greater(days, _day(LAST_DAY))))
     bad = outside if bad is None else bad | outside
     return pc.if_else(_bools(outside), pa.scalar(None, pa.date32()), dates), bad
 
 
-def _year(year: int):
-    return _arrow(np.array([year], np.int64), pa.int64())[0]
+def _day(day: int):
+    return _arrow(np.array([day], np.int32), pa.int32())[0]
 
 
 def _dates_row_by_row(values) -> tuple[pa.ChunkedArray, np.ndarray]:
