@@ -346,12 +346,7 @@ def test_5_a_drop_accepted_once_does_not_block_later_runs(warehouse):
     assert materialize(url, folder, small, quality=QualityResource(max_row_drop=1.0)).success
     again = materialize(url, folder, small)  # the same file, default settings
     assert again.success
-    [check] = [
-        e.asset_check_evaluation_data
-        for e in again.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.asset_check_evaluation_data.check_name == "row_count_kept"
-    ]
+    check = check_result(again, "row_count_kept")
     assert check.passed and check.metadata["max_row_drop_accepted_by_load"].value == 1.0
 
 

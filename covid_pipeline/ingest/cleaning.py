@@ -116,21 +116,28 @@ def clean_chunk(chunk: Chunk, final: bool = True) -> CleanChunk:
     inside, after a stray quote) is handed back as `tail`, to be read again in front of the next chunk.
     """
     lines = Lines(chunk.data)
-    simple = lines.simple()
-    if simple.all():
-        # The usual chunk: every line a clean record. Arrow re-checks each row's field count as it parses.
+    if lines.simple(count_fields=False).all():
+        # The usual chunk: every line a well-quoted record; Arrow checks each row's field count as it parses.
         table = _read_strings(chunk.data)
         if table is not None and table.num_rows == len(lines):
             span = np.arange(len(lines))
             typed, rejects = _type_columns(table, span, span, chunk, lines)
             return CleanChunk(typed, rejects, rows_read=len(lines))
-        simple[:] = False  # Arrow reads it otherwise: let the strict reader decide
+        return _clean_strictly(chunk, lines, np.zeros(len(lines), dtype=bool), final)
+    return _clean_strictly(chunk, lines, lines.simple(), final)
+
+
+def _clean_strictly(chunk: Chunk, lines: Lines, simple: np.ndarray, final: bool) -> CleanChunk:
+    """The records of the lines that are not `simple` read by records.py, the simple ones by Arrow."""
     records, tail = read_records(lines, np.flatnonzero(~simple & ~lines.blank), final)
     for record in records:
         simple[record.first : record.last + 1] = False
     if tail is not None:
         simple[tail:] = False
-    table, first, last = _assemble(chunk.data, lines, simple, [r for r in records if r.fields is not None])
+    assembled = _assemble(chunk.data, lines, simple, [r for r in records if r.fields is not None])
+    if assembled is None:  # Arrow reads some line otherwise than records.py would: read them all strictly
+        return _clean_strictly(chunk, lines, np.zeros(len(lines), dtype=bool), final)
+    table, first, last = assembled
     rejects = [
         Reject(
             chunk.first_line + r.first,
@@ -150,7 +157,7 @@ def clean_chunk(chunk: Chunk, final: bool = True) -> CleanChunk:
 
 def _assemble(
     data: bytes, lines: Lines, simple: np.ndarray, records: list
-) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+) -> tuple[pa.Table, np.ndarray, np.ndarray] | None:
     """One table of the simple lines (read by Arrow) and the records read strictly, in file order,
     with each row's first and last physical line."""
     simple_lines = np.flatnonzero(simple)
@@ -159,7 +166,7 @@ def _assemble(
     )
     fast = _read_strings(text)
     if fast is None or fast.num_rows != len(simple_lines):
-        raise AssertionError("Arrow and the strict reader disagree on well-formed lines")
+        return None
     columns = [
         [None if not r.fields[i] else r.fields[i].decode("utf-8") for r in records] for i in range(N_FIELDS)
     ]

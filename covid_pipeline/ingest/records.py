@@ -49,37 +49,36 @@ class Lines:
     def line_of(self, offset) -> np.ndarray:
         return np.searchsorted(self.ends, offset)
 
-    def simple(self) -> np.ndarray:
-        """Lines that are a whole, well-formed record of 25 fields on their own (what Arrow may read)."""
+    def simple(self, count_fields: bool = True) -> np.ndarray:
+        """Lines that are a whole, well-formed record of 25 fields on their own (what Arrow may read).
+
+        Without `count_fields`, field counts are left to Arrow, which checks every row it parses.
+        """
         buffer, odd = self.buffer, self.odd_quotes.astype(bool)
         ok = ~self.blank & ~odd & (self.ends - self.starts <= MAX_RECORD_BYTES)
-        broken = []
-        if (
-            self.data.find(b"\0") >= 0
-        ):  # PostgreSQL's text cannot hold NUL: the strict reader names the column
+        broken = [self._misplaced_quotes(odd.any())]
+        # PostgreSQL's text cannot hold NUL: the strict reader rejects the row naming the column.
+        if self.data.find(b"\0") >= 0:
             broken.append(np.flatnonzero(buffer == NUL))
         if self.data.find(b"\r") >= 0:  # a CR not ending its line: Arrow would take it for a line end
             carriage = np.flatnonzero(buffer == CR)
             broken.append(carriage[buffer[carriage + 1] != NEWLINE])
-        broken.append(self._misplaced_quotes(odd.any()))
         for offsets in broken:
             ok[self.line_of(offsets)] = False
-        commas = (
-            np.add.reduceat((buffer == COMMA).view(np.uint8), self.starts, dtype=np.uint16)
-            if len(self)
-            else ok
-        )
-        off = ok & (commas != N_FIELDS - 1)
-        if off.any():
-            if odd.any():
-                ok &= ~off  # quote parity is not global here: the strict reader counts them
-            else:
-                # Quote parity before each byte tells whether a comma is inside a quoted field.
-                outside = np.bitwise_xor.accumulate(self.quotes.view(np.uint8)) == 0
-                inside_commas = (buffer == COMMA) & outside
-                fields = np.add.reduceat(inside_commas.view(np.uint8), self.starts, dtype=np.int64) + 1
-                ok &= fields == N_FIELDS
+        if count_fields:
+            ok &= self._field_counts(odd.any()) == N_FIELDS
         return ok
+
+    def _field_counts(self, some_odd: bool) -> np.ndarray:
+        """Fields per line (exact on lines with an even number of quotes when no line has an odd one;
+        elsewhere only lines whose plain comma count says 25 are counted as 25)."""
+        commas = self.buffer == COMMA
+        counts = np.add.reduceat(commas.view(np.uint8), self.starts, dtype=np.int64) + 1
+        if some_odd or np.all(counts == N_FIELDS):
+            return counts  # with odd lines about, quote parity is not global: the strict reader counts
+        # Quote parity before each byte tells whether a comma is inside a quoted field.
+        outside = np.bitwise_xor.accumulate(self.quotes.view(np.uint8)) == 0
+        return np.add.reduceat((commas & outside).view(np.uint8), self.starts, dtype=np.int64) + 1
 
     def _misplaced_quotes(self, some_odd: bool) -> np.ndarray:
         """Offsets of quotes that break the grammar on lines with an even number of quotes: an opening
