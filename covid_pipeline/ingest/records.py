@@ -21,6 +21,11 @@ NEWLINE, QUOTE, COMMA, CR, NUL = ord("\n"), ord('"'), ord(","), ord("\r"), 0
 # No real record comes near this (about 250 bytes): past it, an open quote is a broken line, not a field.
 MAX_RECORD_BYTES = 1024 * 1024
 
+MAY_PRECEDE_OPENING = np.zeros(256, dtype=bool)
+MAY_PRECEDE_OPENING[[COMMA, NEWLINE, QUOTE]] = True  # a quote before: the second of an escaped pair
+MAY_FOLLOW_CLOSING = np.zeros(256, dtype=bool)
+MAY_FOLLOW_CLOSING[[COMMA, NEWLINE, QUOTE, CR]] = True
+
 _QUOTED = re.compile(rb'"([^"]*(?:""[^"]*)*)"')
 _PLAIN = re.compile(rb'[^",\r\n]*')
 
@@ -34,9 +39,10 @@ class Lines:
         self.ends = np.flatnonzero(buffer == NEWLINE)  # index of each line's newline
         self.starts = np.concatenate(([0], self.ends[:-1] + 1)).astype(np.int64)
         self.quotes = buffer == QUOTE
-        self.odd_quotes = (
-            np.bitwise_xor.reduceat(self.quotes.view(np.uint8), self.starts) if len(data) else []
-        )
+        self.quote_offsets = np.flatnonzero(self.quotes)
+        before_line = np.searchsorted(self.quote_offsets, self.starts)
+        self.odd_quotes = (np.searchsorted(self.quote_offsets, self.ends) - before_line) % 2
+        self._first_quote = before_line  # index in quote_offsets of each line's first quote
         lengths = self.ends - self.starts
         carriage = np.zeros(len(lengths), dtype=bool)
         nonempty = lengths > 0
@@ -84,19 +90,18 @@ class Lines:
         """Offsets of quotes that break the grammar on lines with an even number of quotes: an opening
         quote not at a field's start, a closing quote followed by anything but a comma or the line end
         (`"2200000"1`, `"S"I`, `"La "Matanza"`). A quote next to another is an escaped quote."""
-        positions = np.flatnonzero(self.quotes)
+        positions = self.quote_offsets
         if not len(positions):
             return positions
         if some_odd:  # count quotes from each line's start, not the chunk's
-            first = np.searchsorted(positions, self.starts)
-            ordinal = np.arange(len(positions)) - first[self.line_of(positions)]
+            ordinal = np.arange(len(positions)) - self._first_quote[self.line_of(positions)]
             opening, closing = positions[ordinal % 2 == 0], positions[ordinal % 2 == 1]
         else:
             opening, closing = positions[0::2], positions[1::2]
-        before = self.buffer[opening - 1]  # the chunk's last byte (a newline) for offset 0
-        after = self.buffer[closing + 1]  # the chunk ends with a newline, never with a quote
-        bad_open = opening[(before != COMMA) & (before != NEWLINE) & (before != QUOTE)]
-        bad_close = closing[(after != COMMA) & (after != NEWLINE) & (after != QUOTE) & (after != CR)]
+        # The byte before an opening quote (the chunk's last, a newline, for offset 0) and the byte after
+        # a closing one (the chunk ends with a newline, never with a quote), looked up in a table.
+        bad_open = opening[~MAY_PRECEDE_OPENING[self.buffer[opening - 1]]]
+        bad_close = closing[~MAY_FOLLOW_CLOSING[self.buffer[closing + 1]]]
         return np.concatenate((bad_open, bad_close))
 
     def text(self, first: int, last: int | None = None) -> str:
