@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from covid_pipeline.ingest.reader import MAX_RECORD_BYTES
 from covid_pipeline.ingest.registry_format import SOURCE_NAMES
 
 N_FIELDS = len(SOURCE_NAMES)
 NEWLINE, QUOTE, COMMA, CR, NUL = ord("\n"), ord('"'), ord(","), ord("\r"), 0
-# No real record comes near this (about 250 bytes): past it, an open quote is a broken line, not a field.
-MAX_RECORD_BYTES = 1024 * 1024
 
 MAY_PRECEDE_OPENING = np.zeros(256, dtype=bool)
 MAY_PRECEDE_OPENING[[COMMA, NEWLINE, QUOTE]] = True  # a quote before: the second of an escaped pair

@@ -223,7 +223,5 @@ def validate(fetched: Fetched) -> None:
     with open(fetched.path, "rb") as file:
         head = file.read(4096)
     what = "an empty file" if not head else sniff(head)
-    if what is None and fetched.extension == ".zip" and not head.startswith(b"PK\x03\x04"):
-        what = "not a zip archive"
     if what:
         raise DownloadError(f"{where} is {what}, not the publication. Check the URL; nothing was stored.")
