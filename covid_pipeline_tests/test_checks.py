@@ -44,6 +44,7 @@ def test_every_check_passes_on_the_bundled_sample_with_figures_from_the_files(da
         "row_count_kept",
         "rejected_share_under_limit",
         "dates_in_range",
+        "categorical_values_known",
         "codes_known_to_georef",
         "totals_match_cases",
     }

@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from psycopg import sql
 
 from covid_pipeline.assets.cases import cleaned_cases
-from covid_pipeline.assets.failures import failures_for_people
+from covid_pipeline.assets.failures import behind_cases, failures_for_people
 from covid_pipeline.resources.warehouse import WarehouseResource, read_sql, swap_in
 
 TABLE, INCOMING = "daily_aggregates", "daily_aggregates__incoming"
@@ -35,7 +35,7 @@ def build_daily_aggregates(conn) -> dict:
     description="covid.daily_aggregates(date, province_id, department_id, notified, confirmed, deaths, icu, ventilated)",
 )
 def daily_aggregates(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    with failures_for_people("covid.daily_aggregates was left as it was."), warehouse.connect() as conn:
+    with failures_for_people(behind_cases("covid.daily_aggregates")), warehouse.connect() as conn:
         totals = build_daily_aggregates(conn)
     context.log.info(
         f"covid.daily_aggregates: {totals['rows']:,} rows, {totals['confirmed']:,} confirmed cases"

@@ -10,7 +10,7 @@ from psycopg import sql
 
 from covid_pipeline.assets.aggregates import daily_aggregates
 from covid_pipeline.assets.cases import cleaned_cases
-from covid_pipeline.assets.failures import failures_for_people
+from covid_pipeline.assets.failures import behind_cases, failures_for_people
 from covid_pipeline.assets.reference import provinces
 from covid_pipeline.resources.warehouse import WarehouseResource, read_sql
 
@@ -60,7 +60,7 @@ def create_reporting_views(conn) -> dict[str, int]:
     description="One view per analysis in the reporting schema (readable by the metabase_reader role).",
 )
 def reporting_views(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    with failures_for_people("The reporting views were left as they were."), warehouse.connect() as conn:
+    with failures_for_people(behind_cases("The reporting schema")), warehouse.connect() as conn:
         rows = create_reporting_views(conn)
         last_updated, reference_date = conn.execute(
             "SELECT last_updated, reference_date FROM reporting.latest_update"
