@@ -5,7 +5,7 @@ import io
 from html.parser import HTMLParser
 
 import boto3
-from dagster import DagsterInstance, materialize
+from dagster import AssetSelection, DagsterInstance, materialize
 from PIL import Image
 
 from covid_pipeline.assets.report import report
@@ -109,7 +109,7 @@ def test_a_registry_without_confirmed_cases_gives_a_report_that_says_so(database
         tmp_path / "Covid19Casos.zip",
         [row(id_evento_caso=str(i), clasificacion_resumen="Descartado", fallecido="NO") for i in (1, 2)],
     )
-    run_all_assets(database_url, tmp_path, cases_url=str(registry))
+    run_all_assets(database_url, tmp_path, cases_url=str(registry), selection=AssetSelection.all())
     page = Page((tmp_path / "reports" / "latest.html").read_text(encoding="utf-8"))
     assert page.images == []
     assert "No confirmed cases in the data." in " ".join(page.text)
