@@ -12,6 +12,10 @@ import os
 import uuid
 from pathlib import Path
 
+# The tests cut database connections on purpose: retry after a fraction of a second, not 15 s (set before any
+# covid_pipeline module reads it at import; subprocesses inherit it).
+os.environ.setdefault("COVID_RETRY_DELAY_SECONDS", "0.1")
+
 import pytest
 
 from covid_pipeline.resources.embedded_postgres import start_server

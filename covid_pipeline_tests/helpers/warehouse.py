@@ -87,9 +87,10 @@ def materialized(result) -> set[str]:
 
 
 def failure_of(result):
-    """(step key, description) of the run's one failed step."""
+    """(step key, what it says) of the run's one failed step: a Failure's description, else the error."""
     [failure] = [e for e in result.all_events if e.is_step_failure]
-    return failure.step_key, failure.step_failure_data.user_failure_data.description
+    data = failure.step_failure_data
+    return failure.step_key, data.user_failure_data.description if data.user_failure_data else str(data.error)
 
 
 def metadata_of(result, asset_name):
