@@ -11,6 +11,7 @@
 import os
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 # The tests cut database connections on purpose: retry after a fraction of a second, not 15 s (set before any
 # covid_pipeline module reads it at import; subprocesses inherit it).
@@ -111,14 +112,20 @@ def covid_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_template(pg_server_url, tmp_path_factory) -> str:
-    """A database in which every asset but the report ran on the bundled sample. Never connect to it: it is
-    the template the fixtures below copy (CREATE DATABASE ... TEMPLATE, a file copy: far cheaper than a run)."""
+def sample_run(pg_server_url, tmp_path_factory):
+    """The run of every asset but the report on the bundled sample, into a database of its own (`.url`); its
+    result (`.result`) for the tests that read the run's metadata."""
     from covid_pipeline_tests.helpers.warehouse import new_database, run_all_assets
 
     url = new_database(pg_server_url)
-    run_all_assets(url, tmp_path_factory.mktemp("sample"))
-    return url
+    return SimpleNamespace(url=url, result=run_all_assets(url, tmp_path_factory.mktemp("sample")))
+
+
+@pytest.fixture(scope="session")
+def sample_template(sample_run) -> str:
+    """The sample run's database. Never connect to it: it is the template the fixtures below copy
+    (CREATE DATABASE ... TEMPLATE, a file copy: far cheaper than a run)."""
+    return sample_run.url
 
 
 @pytest.fixture(scope="session")
