@@ -10,7 +10,6 @@ import pytest
 from covid_pipeline.cli import SAMPLE, sample_sources
 from covid_pipeline.definitions import defs
 from covid_pipeline.ingest.registry_format import SOURCE_NAMES
-from covid_pipeline.resources.sources import SourcesResource
 from covid_pipeline_tests.conftest import REAL_DATA
 from covid_pipeline_tests.helpers.registry import count_independently, read_records, row, write_registry
 from covid_pipeline_tests.helpers.warehouse import fingerprint, metadata_of, query, run_graph
@@ -137,19 +136,6 @@ def test_sources_over_http_and_raw_store_on_s3(database_url, http_server, s3_buc
     again = run_graph(database_url, f"s3://{s3_bucket}/raw", *urls)
     assert len(boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="raw/")["Contents"]) == 4
     assert metadata_of(again, "cleaned_cases")["unchanged_source"] is True
-
-
-def test_a_download_cut_mid_way_is_resumed(http_server, tmp_path):
-    data = write_registry(
-        tmp_path / "Covid19Casos.zip", [row(id_evento_caso=str(i)) for i in range(1, 3001)]
-    ).read_bytes()
-    url = http_server.publish("Covid19Casos.zip", data)
-    http_server.cut_after["Covid19Casos.zip"] = (len(data) // 3, 2)
-    sources = SourcesResource(cases_url=url, backoff_seconds=0.01)
-    fetched = sources.fetch("cases", tmp_path)
-    assert fetched.path.read_bytes() == data
-    ranges = [headers.get("Range") for method, name, headers in http_server.requests if method == "GET"]
-    assert ranges == [None, f"bytes={len(data) // 3}-", f"bytes={2 * (len(data) // 3)}-"]
 
 
 def test_a_missing_source_fails_with_a_clear_message(database_url, tmp_path):
