@@ -173,3 +173,24 @@ def test_georef_provinces_of_both_releases_load_with_repaired_names(sample_copy,
         ("Ciudad Autónoma de Buenos Aires",)
     ]
     assert query(sample_copy, "SELECT count(*) FROM covid.provinces WHERE name LIKE '%Ã%'") == [(0,)]
+
+
+def test_force_in_the_run_config_reloads_an_unchanged_registry(sample_copy, tmp_path):
+    before = fingerprint(sample_copy, "covid.cases")
+    [(loads,)] = query(sample_copy, "SELECT count(*) FROM covid.loads")
+    forced = run_graph(
+        sample_copy,
+        tmp_path / "raw",
+        *sample_sources().values(),
+        run_config={"ops": {"cleaned_cases": {"config": {"force": True}}}},
+    )
+    assert forced.success
+    cases = metadata_of(forced, "cleaned_cases")
+    assert cases["unchanged_source"] is False
+    assert cases["rows_loaded"] == before[0]
+    assert query(sample_copy, "SELECT count(*) FROM covid.loads") == [(loads + 1,)]
+    assert query(
+        sample_copy,
+        "SELECT max(run_id) FROM covid.loads WHERE load_id = (SELECT max(load_id) FROM covid.loads)",
+    ) == [(forced.run_id,)]
+    assert fingerprint(sample_copy, "covid.cases") == before  # the same file, the same rows
