@@ -86,6 +86,20 @@ def materialized(result) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
+def downstream_of(asset_name: str) -> set[str]:
+    """Every asset that reads `asset_name`, directly or not (from the definitions Dagster loads)."""
+    from covid_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    [key] = [k for k in graph.get_all_asset_keys() if k.to_user_string() == asset_name]
+    found, frontier = set(), [key]
+    while frontier:
+        children = {c.key for c in graph.get_children(graph.get(frontier.pop()))} - found
+        found |= children
+        frontier.extend(children)
+    return {k.to_user_string() for k in found}
+
+
 def failure_of(result):
     """(step key, what it says) of the run's one failed step: a Failure's description, else the error."""
     [failure] = [e for e in result.all_events if e.is_step_failure]
