@@ -145,13 +145,14 @@ def fingerprint(url: str, relation: str) -> tuple:
 
 
 def copying_backend(url: str, timeout: float = 60) -> int:
-    """The pid of the backend that is in the middle of a COPY into this database."""
+    """The pid of the backend that is in the middle of a COPY into this database, past its first thousand rows
+    (the reference tables, with a few hundred, are never taken for the registry's load)."""
     deadline = time.monotonic() + timeout
     with psycopg.connect(url, autocommit=True) as watcher:
         while time.monotonic() < deadline:
             found = watcher.execute(
                 "SELECT pid FROM pg_stat_progress_copy WHERE datname = current_database() "
-                "AND command = 'COPY FROM' AND tuples_processed > 0"
+                "AND command = 'COPY FROM' AND tuples_processed > 1000"
             ).fetchone()
             if found:
                 return found[0]
