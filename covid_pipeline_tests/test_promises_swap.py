@@ -110,21 +110,24 @@ CREATE EVENT TRIGGER fail_after_drop ON ddl_command_start EXECUTE FUNCTION publi
 
 
 @pytest.mark.parametrize(
-    ("table", "step"),
+    ("table", "step", "upstream"),
     [
-        ("covid.cases", "cleaned_cases"),
-        ("covid.provinces", "provinces"),
-        ("covid.departments", "departments"),
-        ("covid.daily_aggregates", "daily_aggregates"),
+        ("covid.cases", "cleaned_cases", []),
+        ("covid.provinces", "provinces", []),
+        ("covid.departments", "departments", []),
+        ("covid.daily_aggregates", "daily_aggregates", ["cleaned_cases"]),
     ],
 )
 def test_a_swap_failing_right_after_the_drop_leaves_the_previous_table(
-    sample_copy, next_publication, tmp_path, table, step
+    sample_copy, next_publication, tmp_path, table, step, upstream
 ):
+    selection = ["raw_csv_s3", *upstream, step]  # what leads to the swap, no more
     before = {r: fingerprint(sample_copy, r) for r in (table, "covid.loads", "reporting.latest_update")}
     with psycopg.connect(sample_copy, autocommit=True) as admin:  # the embedded server's user is a superuser
         admin.execute(FAIL_AFTER_DROP.format(table=table))
-    result = run_graph(sample_copy, tmp_path / "raw", *next_publication, raise_on_error=False)
+    result = run_graph(
+        sample_copy, tmp_path / "raw", *next_publication, selection=selection, raise_on_error=False
+    )
     failed_step, description = failure_of(result)
     assert failed_step == step
     assert "injected fault" in description
@@ -136,5 +139,5 @@ def test_a_swap_failing_right_after_the_drop_leaves_the_previous_table(
     # the fault gone, the next run replaces the table
     with psycopg.connect(sample_copy, autocommit=True) as admin:
         admin.execute("DROP EVENT TRIGGER fail_after_drop")
-    assert run_graph(sample_copy, tmp_path / "raw", *next_publication).success
+    assert run_graph(sample_copy, tmp_path / "raw", *next_publication, selection=selection).success
     assert fingerprint(sample_copy, table) != before[table]
