@@ -54,6 +54,15 @@ def tamper(url, *statements) -> int:
         return cursor.rowcount
 
 
+def let_through_then_checked(url, tmp_path, registry, check: str, relaxed: QualityResource):
+    """Someone loads `registry` with the gate opened (`relaxed`, under which `check` passes too); the next run,
+    with the default thresholds, checks the same table: its checks, what it built, the aggregates before it."""
+    checks, _ = run(url, tmp_path, registry, quality=relaxed)
+    assert checks[check].passed
+    aggregates = fingerprint(url, "covid.daily_aggregates")
+    return *run(url, tmp_path, registry), aggregates
+
+
 @pytest.mark.parametrize("fault", ["duplicated", "null"])
 def test_case_ids_unique_blocks_on_repeated_or_null_ids(sample_copy, tmp_path, fault):
     aggregates = fingerprint(sample_copy, "covid.daily_aggregates")
@@ -85,12 +94,10 @@ def test_row_count_kept_blocks_when_the_table_differs_from_its_load(sample_copy,
 def test_row_count_kept_blocks_a_drop_a_relaxed_gate_let_through(sample_copy, tmp_path):
     rows = real_rows()
     shorter = write_registry(tmp_path / "short" / "Covid19Casos.zip", rows[: len(rows) * 3 // 4])
-    # someone loads a shorter registry with the gate opened (COVID_MAX_ROW_DROP=1.0) ...
-    checks, _ = run(sample_copy, tmp_path, shorter, quality=QualityResource(max_row_drop=1.0))
-    assert checks["row_count_kept"].passed
-    aggregates = fingerprint(sample_copy, "covid.daily_aggregates")
-    # ... the next run, with the default threshold, sees the drop against the load before
-    checks, built = run(sample_copy, tmp_path, shorter)
+    # the next run, with the default threshold, sees the drop against the load before
+    checks, built, aggregates = let_through_then_checked(
+        sample_copy, tmp_path, shorter, "row_count_kept", QualityResource(max_row_drop=1.0)
+    )
     counts = figures(checks["row_count_kept"])
     assert (counts["rows"], counts["rows_recorded_by_load"], counts["previous_load_rows"]) == (
         len(rows) * 3 // 4,
@@ -107,10 +114,13 @@ def test_rejected_share_under_limit_blocks_what_a_relaxed_gate_let_through(wareh
     for bad in rows[::10]:
         bad["fecha_apertura"] = "23/11/2020"  # a date format the registry never used
     registry = write_registry(tmp_path / "Covid19Casos.zip", rows)
-    checks, _ = run(warehouse_url, tmp_path, registry, quality=QualityResource(max_rejected_share=0.2))
-    assert checks["rejected_share_under_limit"].passed
-    aggregates = fingerprint(warehouse_url, "covid.daily_aggregates")
-    checks, built = run(warehouse_url, tmp_path, registry)
+    checks, built, aggregates = let_through_then_checked(
+        warehouse_url,
+        tmp_path,
+        registry,
+        "rejected_share_under_limit",
+        QualityResource(max_rejected_share=0.2),
+    )
     counts = figures(checks["rejected_share_under_limit"])
     assert (counts["rows_read"], counts["rows_rejected"], counts["rows_in_covid.rejected_cases"]) == (
         len(rows),
