@@ -1,4 +1,4 @@
-"""report: the analyses of the reporting views as one self-contained HTML page, published to the reports store.
+"""report: the analyses of the reporting marts as one self-contained HTML page, published to the reports store.
 
 Charts are PNGs embedded as base64, so the page opens anywhere (a browser, an S3 link, an e-mail attachment)
 without a server. Each run writes `report-<ultima_actualizacion>.html` and overwrites `latest.html`.
@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 
 from covid_pipeline.assets import charts
 from covid_pipeline.assets.failures import failures_for_people
-from covid_pipeline.assets.reporting import reporting_views
+from covid_pipeline.assets.reporting import MARTS, key_of
 from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource
 
@@ -37,6 +37,8 @@ QUERIES = {
                   FROM reporting.case_fatality_by_province
                  ORDER BY rank LIMIT {TOP_PROVINCES}) AS top USING (province_id)
          ORDER BY top.rank, curve.date""",
+    "map_provinces": "SELECT * FROM reporting.map_by_province ORDER BY confirmed DESC, province",
+    "map_departments": "SELECT * FROM reporting.map_by_department ORDER BY confirmed DESC, department",
 }
 
 _templates = jinja2.Environment(
@@ -116,7 +118,7 @@ def render_report(data: dict[str, list[dict]], images: dict[str, str | None], ge
 
 
 @asset(
-    deps=[reporting_views],
+    deps=[key_of(name) for name in MARTS],
     group_name="reporting",
     kinds={"html"},
     description="The analyses as a self-contained HTML report in the reports store (report-<date>.html, latest.html).",
