@@ -18,6 +18,7 @@ from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource
 
 TOP_PROVINCES = 6  # provinces with their own epidemic curve, by confirmed cases
+TOP_DEPARTMENTS = 10  # departments listed beside the map
 MIN_CASES_FOR_RATE = 50  # fewer cases make a case fatality rate noise: such provinces are in the table only
 
 QUERIES = {
@@ -39,6 +40,8 @@ QUERIES = {
          ORDER BY top.rank, curve.date""",
     "map_provinces": "SELECT * FROM reporting.map_by_province ORDER BY confirmed DESC, province",
     "map_departments": "SELECT * FROM reporting.map_by_department ORDER BY confirmed DESC, department",
+    # georef's departments, every one: their centroids draw the country's outline on the map
+    "outline": "SELECT centroid_lat, centroid_lon FROM covid.departments WHERE centroid_lat IS NOT NULL",
 }
 
 _templates = jinja2.Environment(
@@ -81,6 +84,14 @@ def build_charts(data: dict[str, list[dict]]) -> dict[str, str | None]:
         "by_age": when(data["by_age"], _confirmed_by("age_band")),
         "by_province": when(data["by_province"], _confirmed_by("province")),
         "province_curves": charts.province_curves(provinces) if provinces else None,
+        "map": charts.bubble_map(
+            data["map_departments"],
+            data["map_provinces"],
+            [(r["centroid_lat"], r["centroid_lon"]) for r in data["outline"]],
+            data["latest"][0]["last_updated"],
+        )
+        if data["map_provinces"]
+        else None,
         "fatality": when(
             sorted(
                 (r for r in data["fatality"] if r["confirmed"] >= MIN_CASES_FOR_RATE),
@@ -106,12 +117,19 @@ def render_report(data: dict[str, list[dict]], images: dict[str, str | None], ge
         "fatality_pct": 100.0 * deaths / confirmed if confirmed else None,
         "provinces": sum(1 for r in data["fatality"] if r["province"] != "Unknown"),
     }
+    placement = {
+        "confirmed": sum(r["confirmed"] for r in data["map_provinces"]),
+        "confirmed_placed": sum(r["confirmed_placed"] or 0 for r in data["map_provinces"]),
+        "unlocated": confirmed - sum(r["confirmed"] for r in data["map_provinces"]),
+    }
     return _templates.get_template("report.html").render(
+        placement=placement,
         latest=data["latest"][0],
         data=data,
         summary=summary,
         charts=images,
         top_provinces=TOP_PROVINCES,
+        top_departments=TOP_DEPARTMENTS,
         min_cases_for_rate=MIN_CASES_FOR_RATE,
         generated_at=generated_at,
     )
