@@ -42,7 +42,7 @@ READS: dict[str, list] = {
 MARTS = tuple(name for name in READS if name != BREAKDOWN)
 
 DESCRIPTIONS = {
-    BREAKDOWN: "covid.case_breakdown: confirmed cases per notification day by sex and age band, and deaths by "
+    BREAKDOWN: "covid.case_breakdown: confirmed cases per notification day by sex and age, and deaths by "
     "date of death and province (one scan of covid.cases per load, read by the marts)",
     "map_by_province": "Confirmed cases and deaths per province at georef's centroid (maps)",
     "map_by_department": "Confirmed cases and deaths per georef department (placed via the crosswalk) at its centroid",

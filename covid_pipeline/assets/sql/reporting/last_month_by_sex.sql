@@ -8,7 +8,8 @@ WITH period AS (
 ), categories(sex_code, sex, sort_order) AS (
     VALUES ('F', 'Female', 1), ('M', 'Male', 2), ('NR', 'Not recorded', 3)
 ), counts AS (
-    SELECT breakdown.sex_code, sum(breakdown.confirmed) AS confirmed
+    SELECT CASE WHEN breakdown.sex IN ('F', 'M') THEN breakdown.sex ELSE 'NR' END AS sex_code,
+           sum(breakdown.confirmed)                                            AS confirmed
       FROM covid.case_breakdown AS breakdown, period
      WHERE breakdown.opened_date BETWEEN period.period_start AND period.period_end
      GROUP BY 1
