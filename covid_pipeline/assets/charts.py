@@ -201,7 +201,7 @@ def bubble_map(
         inset = ax.inset_axes([0.52, 0.0, 0.48, 0.34])  # over the Atlantic, beside Patagonia
         _bubbles(inset, outline, placed, unplaced, column, color, scale)
         inset.set(xlim=AMBA_LON, ylim=AMBA_LAT, aspect=1 / 0.82, xticks=[], yticks=[])
-        inset.set_title("Greater Buenos Aires", fontsize=7, pad=2)
+        inset.set_title("Greater Buenos Aires", fontsize=8, pad=2)
         for spine in inset.spines.values():
             spine.set_color("#999999")
         ax.indicate_inset_zoom(inset, edgecolor="#999999", alpha=0.8)
@@ -216,7 +216,7 @@ def bubble_map(
             linestyle="--",
             label="department\nnot recorded",
         )
-        ax.legend(loc="lower left", frameon=False, fontsize=7, labelspacing=1.3, borderpad=0.1)
+        ax.legend(loc="lower left", frameon=False, fontsize=8, labelspacing=1.3, borderpad=0.1)
     fig.suptitle(
         f"Where the cases live (registry of {registry_date:%d %b %Y})"
         if registry_date
