@@ -7,7 +7,8 @@ against COVID_DATABASE_URL or the embedded PostgreSQL kept in benchmarks/out/pgd
 
 1. the bundled georef files -> covid.provinces / covid.departments, then covid.department_crosswalk (not timed);
 2. the registry -> covid.cases with `load_cases`, as cleaned_cases runs it (timed: the load);
-3. `build_daily_aggregates`, then `build_marts` (covid.case_breakdown + every reporting table), each timed;
+3. `build_daily_aggregates`, then `build_marts` (covid.case_breakdown + every reporting table), each timed,
+   right after the load and then --refresh-repeat - 1 more times (the best is shown too: the machine is shared);
 4. every card's SQL of covid_pipeline/metabase/dashboard.yaml, and `SELECT * FROM reporting.<relation>` for every
    relation of the reporting schema, each run --repeat times on one connection; the best time is kept
    (execute + fetch of every row, as a client sees it).
@@ -75,8 +76,8 @@ def timed(function, *args) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-def build(url: str, source: Path) -> dict:
-    """Load, aggregate and build the marts once; seconds of each."""
+def build(url: str, source: Path, refresh_repeat: int) -> dict:
+    """Load once, then build aggregates + marts `refresh_repeat` times; seconds of each."""
     import psycopg
 
     from covid_pipeline.assets.aggregates import build_daily_aggregates
@@ -86,10 +87,14 @@ def build(url: str, source: Path) -> dict:
     load_seconds, report = timed(
         lambda: load_cases(url, source, source_sha256=f"marts benchmark {source.name}", force=True)
     )
-    with psycopg.connect(url) as conn:
-        aggregates_seconds, _ = timed(build_daily_aggregates, conn)
-    with psycopg.connect(url) as conn:
-        marts_seconds, rows = timed(build_marts, conn)
+    refreshes = []
+    for _ in range(refresh_repeat):  # the first one right after the load, as the pipeline runs it
+        with psycopg.connect(url) as conn:
+            aggregates_seconds, _ = timed(build_daily_aggregates, conn)
+        with psycopg.connect(url) as conn:
+            marts_seconds, rows = timed(build_marts, conn)
+        refreshes.append((aggregates_seconds, marts_seconds))
+    best = min(refreshes, key=sum)
     with psycopg.connect(url) as conn:
         conn.execute(
             "ANALYZE"
@@ -97,8 +102,11 @@ def build(url: str, source: Path) -> dict:
     return {
         "rows_loaded": report.rows_loaded,
         "load": load_seconds,
-        "daily_aggregates": aggregates_seconds,
-        "marts": marts_seconds,
+        "daily_aggregates": refreshes[0][0],
+        "marts": refreshes[0][1],
+        "best_daily_aggregates": best[0],
+        "best_marts": best[1],
+        "refreshes": refreshes,
         "mart_rows": rows,
     }
 
@@ -155,12 +163,12 @@ def print_table(results: dict) -> None:
         print(f"{label:<44}{r['best_ms']:>9.1f}{r['rows']:>9,}  {verdict}")
     slowest = max(results["queries"].items(), key=lambda item: item[1]["best_ms"])
     print(f"slowest: {slowest[0]} {slowest[1]['best_ms']:.1f} ms (target {TARGET_MS:.0f} ms)")
-    refresh = build_["daily_aggregates"] + build_["marts"]
-    print(
-        f"load {build_['load']:.2f} s; daily_aggregates {build_['daily_aggregates']:.2f} s; "
-        f"marts {build_['marts']:.2f} s; (aggregates + marts) / load = {refresh / build_['load']:.1%} "
-        f"(target {TARGET_SHARE:.0%})"
-    )
+    for label, prefix in (("right after the load", ""), (f"best of {len(build_['refreshes'])}", "best_")):
+        aggregates, marts = build_[f"{prefix}daily_aggregates"], build_[f"{prefix}marts"]
+        print(
+            f"load {build_['load']:.2f} s; {label}: daily_aggregates {aggregates:.2f} s, marts {marts:.2f} s, "
+            f"(aggregates + marts) / load = {(aggregates + marts) / build_['load']:.1%} (target {TARGET_SHARE:.0%})"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,13 +177,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1, help="random seed of the generated registry")
     parser.add_argument("--zip", type=Path, help="registry zip to load instead of a generated one")
     parser.add_argument("--repeat", type=int, default=3, help="runs per query; the fastest is kept")
+    parser.add_argument("--refresh-repeat", type=int, default=3, help="builds of aggregates + marts")
     parser.add_argument("--json", action="store_true", help="also write the figures to benchmarks/out/")
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     source = registry_zip(args.rows, args.seed, args.zip)
     url = database_url()
     load_reference(url)
-    results = {"repeat": args.repeat, "zip": str(source), "build": build(url, source)}
+    results = {"repeat": args.repeat, "zip": str(source), "build": build(url, source, args.refresh_repeat)}
     results["queries"] = time_queries(url, queries(url), args.repeat)
     print_table(results)
     if args.json:

@@ -194,4 +194,5 @@ def test_the_layout_places_every_card_once_without_overlap(definition):
             for col in range(place["col"], place["col"] + place["size_x"]):
                 assert (row, col) not in cells, f"{place['card']} overlaps another card"
                 cells.add((row, col))
-    assert {c["display"] for c in definition["cards"]} <= {"scalar", "line", "bar", "row", "pie", "table", "map"}
+    displays = {"scalar", "line", "bar", "row", "pie", "table", "map"}
+    assert {c["display"] for c in definition["cards"]} <= displays

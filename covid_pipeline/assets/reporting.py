@@ -69,9 +69,7 @@ def build_marts(conn, names: list[str] | tuple[str, ...] = tuple(READS)) -> dict
         schema, incoming = schema_of(name), f"{name}__incoming"
         # the reporting layer used to be views of the same names: replaced the first time
         if conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL AND EXISTS (SELECT FROM pg_views "
-            "WHERE schemaname = %s AND viewname = %s)",
-            (f"{schema}.{name}", schema, name),
+            "SELECT EXISTS (SELECT FROM pg_views WHERE schemaname = %s AND viewname = %s)", (schema, name)
         ).fetchone()[0]:
             conn.execute(sql.SQL("DROP VIEW {} CASCADE").format(sql.Identifier(schema, name)))
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, incoming)))
