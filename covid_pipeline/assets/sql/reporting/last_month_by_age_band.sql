@@ -10,14 +10,10 @@ WITH period AS (
     VALUES ('0-19', 0, 19, 1), ('20-39', 20, 39, 2), ('40-59', 40, 59, 3), ('60-79', 60, 79, 4),
            ('80+', 80, NULL, 5), ('Unknown', NULL, NULL, 6)
 ), counts AS (
-    SELECT CASE WHEN breakdown.age_years IS NULL THEN 'Unknown'
-                WHEN breakdown.age_years < 20 THEN '0-19'
-                WHEN breakdown.age_years < 40 THEN '20-39'
-                WHEN breakdown.age_years < 60 THEN '40-59'
-                WHEN breakdown.age_years < 80 THEN '60-79'
-                ELSE '80+' END          AS age_band,
-           sum(breakdown.confirmed)     AS confirmed
-      FROM covid.case_breakdown AS breakdown, period
+    SELECT coalesce(bands.age_band, 'Unknown') AS age_band, sum(breakdown.confirmed) AS confirmed
+      FROM covid.case_breakdown AS breakdown
+     CROSS JOIN period
+      LEFT JOIN bands ON bands.min_age = breakdown.age_band_start
      WHERE breakdown.opened_date BETWEEN period.period_start AND period.period_end
      GROUP BY 1
 )
