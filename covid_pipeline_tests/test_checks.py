@@ -2,6 +2,7 @@
 
 import csv
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -9,8 +10,15 @@ from covid_pipeline.cli import sample_sources
 from covid_pipeline.ingest.gate import LoadLimits, LoadRefused
 from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.resources.quality import QualityResource
+from covid_pipeline_tests.helpers.places import expected_georef_id, georef_departments
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, read_records, row, write_registry
-from covid_pipeline_tests.helpers.warehouse import checks_of, failure_of, materialized, query, run_graph
+from covid_pipeline_tests.helpers.warehouse import (
+    checks_of,
+    failure_of,
+    materialized,
+    query,
+    run_graph,
+)
 
 SAMPLE = sample_sources()
 
@@ -42,25 +50,23 @@ def test_every_check_passes_on_the_bundled_sample_with_figures_from_the_files(sa
         "totals_match_cases",
     }
     assert all(c.passed for c in checks.values())
-    # the department join, counted with the csv module from the registry and georef files themselves
+    # the placements, worked out with the csv module from the registry and georef files themselves
     with zipfile.ZipFile(SAMPLE["COVID_CASES_URL"]) as archive:
         cases = list(csv.DictReader(archive.read("Covid19Casos.csv").decode().splitlines()))
-    with open(SAMPLE["COVID_DEPARTMENTS_URL"], encoding="utf-8") as handle:
-        georef = {int(r["id"]) for r in csv.DictReader(handle)}
+    georef = georef_departments(Path(SAMPLE["COVID_DEPARTMENTS_URL"]))
     specified = [
         r for r in cases if r["residencia_provincia_id"] != "99" and r["residencia_departamento_id"] != "0"
     ]
-    unmatched = [
-        r
-        for r in specified
-        if int(r["residencia_provincia_id"]) * 1000 + int(r["residencia_departamento_id"]) not in georef
-    ]
+    places = [(int(r["residencia_provincia_id"]), int(r["residencia_departamento_id"])) for r in specified]
+    unmatched = [p for p in places if expected_georef_id(*p, georef) is None]
+    by_exception = [p for p in places if expected_georef_id(*p, georef) != p[0] * 1000 + p[1]]
     codes = {k: v.value for k, v in checks["codes_known_to_georef"].metadata.items()}
-    assert codes["department_unmatched"] == len(unmatched) > 100  # CABA's comunas, at least
+    assert codes["department_unmatched"] == len(unmatched) == 0  # what remains after the crosswalk
+    assert codes["department_placed_by_exception"] == len(by_exception) > 800  # CABA's comunas, at least
     assert codes["department_unspecified"] == len(cases) - len(specified)
     assert codes["province_unknown"] == 0
     assert codes["province_unspecified"] == sum(r["residencia_provincia_id"] == "99" for r in cases)
-    assert "COMUNA" in codes["most_frequent_unmatched_departments"]
+    assert codes["most_frequent_unmatched_departments"].count("\n") == 1  # the table's header only
     dates = {k: v.value for k, v in checks["dates_in_range"].metadata.items()}
     assert dates["range"] == "2020-01-01 .. 2020-11-23" and dates["outside_range"] == 0
 
@@ -81,11 +87,17 @@ def test_dates_outside_the_range_warn_without_stopping_the_graph(database_url, t
 def test_an_unknown_province_code_is_reported(database_url, tmp_path):
     rows = [row(id_evento_caso=str(i)) for i in range(1, 11)]
     rows[3]["residencia_provincia_id"] = "55"
+    rows[5]["residencia_departamento_id"] = "999"  # a department no georef release has
+    rows[5]["residencia_departamento_nombre"] = "Nowhere"
     result = run_on(database_url, tmp_path, write_registry(tmp_path / "Covid19Casos.zip", rows))
     check = checks_of(result)["codes_known_to_georef"]
     assert not check.passed
     assert check.metadata["province_unknown"].value == 1
     assert check.metadata["unknown_province_share"].value == pytest.approx(0.1)
+    # what the crosswalk cannot place is listed: the made-up department and the department of province 55
+    assert check.metadata["department_unmatched"].value == 2
+    unmatched = check.metadata["most_frequent_unmatched_departments"].value
+    assert "| 999 | Nowhere | 1 |" in unmatched and "| 55 |" in unmatched
 
 
 def test_the_gate_refuses_a_file_with_too_many_rejected_rows(warehouse_url, tmp_path):

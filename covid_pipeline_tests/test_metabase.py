@@ -570,4 +570,5 @@ def test_the_layout_places_every_card_once_without_overlap(definition):
                 cell = (tab_of.get(place["card"], 0), row, col)  # rows count from the top of each tab
                 assert cell not in cells, f"{place['card']} overlaps another card"
                 cells.add(cell)
-    assert {c["display"] for c in definition["cards"]} <= {"scalar", "line", "bar", "row", "pie", "table"}
+    displays = {"scalar", "line", "bar", "row", "pie", "table", "map"}
+    assert {c["display"] for c in definition["cards"]} <= displays

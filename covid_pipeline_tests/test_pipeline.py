@@ -30,7 +30,7 @@ def test_definitions_load_with_the_whole_graph():
         )
         .parent_keys
     )
-    assert {k.to_user_string() for k in upstream} == {"cleaned_cases"}
+    assert {k.to_user_string() for k in upstream} == {"cleaned_cases", "department_crosswalk"}
 
 
 def test_the_bundled_sample_is_the_real_format():

@@ -102,11 +102,18 @@ def test_the_report_shows_every_analysis_with_its_charts(sample_warehouse, tmp_p
     recount = Recount(sample_sources())
     start, end = recount.last_month
     assert f"The last month: {start:%d %b} – {end:%d %b %Y}" in page.headings
-    # eight charts, each a real PNG of a readable size, each described for screen readers
-    assert len(page.images) == 8
+    # nine charts, each a real PNG of a readable size, each described for screen readers
+    assert len(page.images) == 9
     for image in page.images:
         width, height = decoded_png(image["src"]).size
         assert width > 300 and height > 100 and image["alt"]
+    # the map comes right after the epidemic curve, dated with the registry's publication
+    curve, map_ = page.images[:2]
+    assert curve["alt"].startswith("Confirmed cases and deaths per day")
+    assert map_["alt"] == (
+        "Map of Argentina: confirmed cases and deaths per department of residence, registry of 23 Nov 2020"
+    )
+    assert "The 10 departments with most confirmed cases" in page.headings
     text = " ".join(page.text)
     assert f"{len(recount.confirmed):,} confirmed cases" in " ".join(text.split())
     assert f"{recount.last_updated:%d %b %Y}" in text
@@ -168,7 +175,7 @@ def test_the_report_is_published_to_s3(sample_warehouse, s3_bucket):
     assert keys == ["reports/latest.html", "reports/report-2020-11-23.html"]
     published = s3.get_object(Bucket=s3_bucket, Key="reports/latest.html")
     assert published["ContentType"].startswith("text/html")
-    assert len(Page(published["Body"].read().decode("utf-8")).images) == 8
+    assert len(Page(published["Body"].read().decode("utf-8")).images) == 9
 
 
 def test_a_registry_without_confirmed_cases_gives_a_report_that_says_so(database_url, tmp_path):

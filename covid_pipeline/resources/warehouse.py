@@ -85,8 +85,9 @@ SWAP_LOCK_TIMEOUTS_MS = (50, 100, 200, 400, 800, None)  # None: the last attempt
 def swap_in(conn: psycopg.Connection, schema: str, incoming: str, target: str) -> None:
     """Replace `schema.target` by `schema.incoming` inside the caller's transaction.
 
-    Readers keep seeing the old table until the transaction commits. Views that depend on the old
-    table are recreated on the new one with their definitions, and the incoming table's indexes
+    Readers keep seeing the old table until the transaction commits. The old table's SELECT grants are
+    given to the new one. Views that depend on the old table are recreated on the new one with their
+    definitions and grants, and the incoming table's indexes
     and constraints are renamed to the target's names so the next load can reuse the loading names.
     """
     [(previous_timeout,)] = conn.execute("SELECT current_setting('lock_timeout')").fetchall()
@@ -104,6 +105,9 @@ def swap_in(conn: psycopg.Connection, schema: str, incoming: str, target: str) -
 
 def _swap(conn: psycopg.Connection, schema: str, incoming: str, target: str) -> None:
     views = _dependent_views(conn, schema, target)
+    # SELECT grants on the table itself carry over too (reporting marts are read by metabase_reader)
+    for statement in _grants_from_acl(schema, incoming, _acl(conn, schema, target)):
+        conn.execute(statement)
     for view_schema, view_name, _, _ in reversed(views):
         conn.execute(sql.SQL("DROP VIEW IF EXISTS {} CASCADE").format(sql.Identifier(view_schema, view_name)))
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(schema, target)))
@@ -155,6 +159,13 @@ def _dependent_views(conn, schema: str, table: str) -> list[tuple[str, str, str,
         {"qualified": f'"{schema}"."{table}"'},
     ).fetchall()
     return [(s, n, d, _grants_from_acl(s, n, acl or [])) for s, n, d, acl, _ in rows]
+
+
+def _acl(conn, schema: str, table: str) -> list[str]:
+    row = conn.execute(
+        "SELECT relacl::text[] FROM pg_class WHERE oid = to_regclass(%s)", (f'"{schema}"."{table}"',)
+    ).fetchone()
+    return (row and row[0]) or []
 
 
 def _grants_from_acl(schema: str, name: str, acl: list[str]) -> list[sql.Composed]:
