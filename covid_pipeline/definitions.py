@@ -10,10 +10,11 @@ from dagster import Definitions, EnvVar, in_process_executor
 
 from covid_pipeline.assets.aggregates import daily_aggregates
 from covid_pipeline.assets.cases import cleaned_cases
+from covid_pipeline.assets.crosswalk import department_crosswalk
 from covid_pipeline.assets.raw import raw_csv_s3
 from covid_pipeline.assets.reference import departments, provinces
 from covid_pipeline.assets.report import report
-from covid_pipeline.assets.reporting import reporting_views
+from covid_pipeline.assets.reporting import reporting_marts
 from covid_pipeline.automation import daily_refresh, new_publication, refresh_everything
 from covid_pipeline.checks.aggregates import aggregates_checks
 from covid_pipeline.checks.cases import cases_checks
@@ -47,7 +48,16 @@ resources = {
     "quality": QualityResource.from_env(),
 }
 
-all_assets = [raw_csv_s3, provinces, departments, cleaned_cases, daily_aggregates, reporting_views, report]
+all_assets = [
+    raw_csv_s3,
+    provinces,
+    departments,
+    department_crosswalk,
+    cleaned_cases,
+    daily_aggregates,
+    reporting_marts,
+    report,
+]
 all_checks = [cases_checks, *aggregates_checks]
 
 defs = Definitions(

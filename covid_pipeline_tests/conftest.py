@@ -4,15 +4,20 @@
 - `database_url`: a fresh, empty database on it for each test (migrations not yet run).
 - `moto_endpoint`: moto's standalone server over HTTP; sets AWS_ENDPOINT_URL and fake credentials.
 - `http_server`: serves a folder over loopback HTTP (with Range support), see `helpers.http`.
+- `sample_warehouse` (shared, read-only) and `sample_copy` (the test's own): the bundled sample loaded by the
+  graph, both copies of one session-wide load (`sample_template`).
 """
 
 import os
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
-import psycopg
+# The tests cut database connections on purpose: retry after a fraction of a second, not 15 s (set before any
+# covid_pipeline module reads it at import; subprocesses inherit it).
+os.environ.setdefault("COVID_RETRY_DELAY_SECONDS", "0.1")
+
 import pytest
-from psycopg import sql
 
 from covid_pipeline.resources.embedded_postgres import start_server
 
@@ -31,13 +36,11 @@ def pg_server_url(tmp_path_factory) -> str:
 
 @pytest.fixture
 def database_url(pg_server_url) -> str:
-    from covid_pipeline_tests.helpers.warehouse import new_database
+    from covid_pipeline_tests.helpers.warehouse import drop_database, new_database
 
     url = new_database(pg_server_url)
     yield url
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    drop_database(pg_server_url, url)
 
 
 @pytest.fixture
@@ -109,10 +112,35 @@ def covid_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_warehouse(pg_server_url, tmp_path_factory) -> str:
-    """A database in which every asset ran on the bundled sample; shared by the tests: read it, don't change it."""
+def sample_run(pg_server_url, tmp_path_factory):
+    """The run of every asset but the report on the bundled sample, into a database of its own (`.url`); its
+    result (`.result`) for the tests that read the run's metadata."""
     from covid_pipeline_tests.helpers.warehouse import new_database, run_all_assets
 
     url = new_database(pg_server_url)
-    run_all_assets(url, tmp_path_factory.mktemp("sample"))
-    return url
+    return SimpleNamespace(url=url, result=run_all_assets(url, tmp_path_factory.mktemp("sample")))
+
+
+@pytest.fixture(scope="session")
+def sample_template(sample_run) -> str:
+    """The sample run's database. Never connect to it: it is the template the fixtures below copy
+    (CREATE DATABASE ... TEMPLATE, a file copy: far cheaper than a run)."""
+    return sample_run.url
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse(pg_server_url, sample_template) -> str:
+    """The bundled sample loaded by the whole graph (but the report); shared by the tests: read it, don't change it."""
+    from covid_pipeline_tests.helpers.warehouse import new_database
+
+    return new_database(pg_server_url, template=sample_template)
+
+
+@pytest.fixture
+def sample_copy(pg_server_url, sample_template) -> str:
+    """A copy of the loaded sample of the test's own, to change or to load again."""
+    from covid_pipeline_tests.helpers.warehouse import drop_database, new_database
+
+    url = new_database(pg_server_url, template=sample_template)
+    yield url
+    drop_database(pg_server_url, url)

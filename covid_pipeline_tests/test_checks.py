@@ -2,26 +2,25 @@
 
 import csv
 import zipfile
+from pathlib import Path
 
-import psycopg
 import pytest
 
 from covid_pipeline.cli import sample_sources
 from covid_pipeline.ingest.gate import LoadLimits, LoadRefused
 from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.resources.quality import QualityResource
-from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, row, write_registry
-from covid_pipeline_tests.helpers.warehouse import metadata_of, query, run_graph
+from covid_pipeline_tests.helpers.places import expected_georef_id, georef_departments
+from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, read_records, row, write_registry
+from covid_pipeline_tests.helpers.warehouse import (
+    checks_of,
+    failure_of,
+    materialized,
+    query,
+    run_graph,
+)
 
 SAMPLE = sample_sources()
-
-
-def checks_of(result) -> dict:
-    return {e.check_name: e for e in result.get_asset_check_evaluations()}
-
-
-def materialized(result) -> set[str]:
-    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
 def run_on(database_url, tmp_path, cases_path, **kwargs):
@@ -35,8 +34,10 @@ def run_on(database_url, tmp_path, cases_path, **kwargs):
     )
 
 
-def test_every_check_passes_on_the_bundled_sample_with_figures_from_the_files(database_url, tmp_path):
-    result = run_on(database_url, tmp_path, SAMPLE["COVID_CASES_URL"])
+def test_every_check_passes_on_the_bundled_sample_with_figures_from_the_files(sample_copy, tmp_path):
+    result = run_on(
+        sample_copy, tmp_path, SAMPLE["COVID_CASES_URL"]
+    )  # the checks again, on the loaded sample
     assert result.success
     checks = checks_of(result)
     assert set(checks) == {
@@ -44,29 +45,28 @@ def test_every_check_passes_on_the_bundled_sample_with_figures_from_the_files(da
         "row_count_kept",
         "rejected_share_under_limit",
         "dates_in_range",
+        "categorical_values_known",
         "codes_known_to_georef",
         "totals_match_cases",
     }
     assert all(c.passed for c in checks.values())
-    # the department join, counted with the csv module from the registry and georef files themselves
+    # the placements, worked out with the csv module from the registry and georef files themselves
     with zipfile.ZipFile(SAMPLE["COVID_CASES_URL"]) as archive:
         cases = list(csv.DictReader(archive.read("Covid19Casos.csv").decode().splitlines()))
-    with open(SAMPLE["COVID_DEPARTMENTS_URL"], encoding="utf-8") as handle:
-        georef = {int(r["id"]) for r in csv.DictReader(handle)}
+    georef = georef_departments(Path(SAMPLE["COVID_DEPARTMENTS_URL"]))
     specified = [
         r for r in cases if r["residencia_provincia_id"] != "99" and r["residencia_departamento_id"] != "0"
     ]
-    unmatched = [
-        r
-        for r in specified
-        if int(r["residencia_provincia_id"]) * 1000 + int(r["residencia_departamento_id"]) not in georef
-    ]
+    places = [(int(r["residencia_provincia_id"]), int(r["residencia_departamento_id"])) for r in specified]
+    unmatched = [p for p in places if expected_georef_id(*p, georef) is None]
+    by_exception = [p for p in places if expected_georef_id(*p, georef) != p[0] * 1000 + p[1]]
     codes = {k: v.value for k, v in checks["codes_known_to_georef"].metadata.items()}
-    assert codes["department_unmatched"] == len(unmatched) > 100  # CABA's comunas, at least
+    assert codes["department_unmatched"] == len(unmatched) == 0  # what remains after the crosswalk
+    assert codes["department_placed_by_exception"] == len(by_exception) > 800  # CABA's comunas, at least
     assert codes["department_unspecified"] == len(cases) - len(specified)
     assert codes["province_unknown"] == 0
     assert codes["province_unspecified"] == sum(r["residencia_provincia_id"] == "99" for r in cases)
-    assert "COMUNA" in codes["most_frequent_unmatched_departments"]
+    assert codes["most_frequent_unmatched_departments"].count("\n") == 1  # the table's header only
     dates = {k: v.value for k, v in checks["dates_in_range"].metadata.items()}
     assert dates["range"] == "2020-01-01 .. 2020-11-23" and dates["outside_range"] == 0
 
@@ -87,25 +87,17 @@ def test_dates_outside_the_range_warn_without_stopping_the_graph(database_url, t
 def test_an_unknown_province_code_is_reported(database_url, tmp_path):
     rows = [row(id_evento_caso=str(i)) for i in range(1, 11)]
     rows[3]["residencia_provincia_id"] = "55"
+    rows[5]["residencia_departamento_id"] = "999"  # a department no georef release has
+    rows[5]["residencia_departamento_nombre"] = "Nowhere"
     result = run_on(database_url, tmp_path, write_registry(tmp_path / "Covid19Casos.zip", rows))
     check = checks_of(result)["codes_known_to_georef"]
     assert not check.passed
     assert check.metadata["province_unknown"].value == 1
     assert check.metadata["unknown_province_share"].value == pytest.approx(0.1)
-
-
-def test_a_failed_blocking_check_keeps_daily_aggregates_from_being_rebuilt(database_url, tmp_path):
-    assert run_on(database_url, tmp_path, SAMPLE["COVID_CASES_URL"]).success
-    [(before,)] = query(database_url, "SELECT sum(notified) FROM covid.daily_aggregates")
-    with psycopg.connect(database_url) as conn:  # someone edits the table behind the pipeline's back
-        conn.execute("DELETE FROM covid.cases WHERE case_id % 10 = 0")
-    again = run_on(database_url, tmp_path, SAMPLE["COVID_CASES_URL"], raise_on_error=False)
-    check = checks_of(again)["row_count_kept"]
-    assert not check.passed
-    assert check.metadata["rows_recorded_by_load"].value - check.metadata["rows"].value > 900
-    assert metadata_of(again, "cleaned_cases")["unchanged_source"] is True
-    assert "daily_aggregates" not in materialized(again)
-    assert query(database_url, "SELECT sum(notified) FROM covid.daily_aggregates") == [(before,)]
+    # what the crosswalk cannot place is listed: the made-up department and the department of province 55
+    assert check.metadata["department_unmatched"].value == 2
+    unmatched = check.metadata["most_frequent_unmatched_departments"].value
+    assert "| 999 | Nowhere | 1 |" in unmatched and "| 55 |" in unmatched
 
 
 def test_the_gate_refuses_a_file_with_too_many_rejected_rows(warehouse_url, tmp_path):
@@ -137,21 +129,35 @@ def test_the_gate_refuses_a_registry_that_shrank(warehouse_url, tmp_path):
     assert query(warehouse_url, "SELECT count(*) FROM covid.cases") == [(9_000,)]
 
 
-def test_a_refused_load_fails_the_run_with_a_message_not_a_traceback(database_url, tmp_path):
-    assert run_on(database_url, tmp_path, SAMPLE["COVID_CASES_URL"]).success
-    half = write_registry(
-        tmp_path / "half" / "Covid19Casos.zip", [row(id_evento_caso=str(i)) for i in range(1, 5001)]
-    )
-    result = run_on(database_url, tmp_path, half, raise_on_error=False)
-    assert not result.success
-    [failure] = [e for e in result.all_events if e.is_step_failure]
-    assert failure.step_key == "cleaned_cases"
-    description = failure.step_failure_data.user_failure_data.description
+@pytest.mark.parametrize(
+    ("fault", "expected", "setting"),
+    [
+        (
+            "shrank",
+            "5,000 cases, {drop:.1%} fewer than the {rows:,} of the previous load",
+            "COVID_MAX_ROW_DROP",
+        ),
+        ("rejects", "500 of 5,000 rows (10.0%) break the registry format", "COVID_MAX_REJECTED_SHARE"),
+    ],
+)
+def test_a_refused_load_fails_the_run_naming_the_setting_to_change(
+    sample_copy, tmp_path, fault, expected, setting
+):
+    rows = len(read_records(REAL_SAMPLE))
+    cases = [row(id_evento_caso=str(i)) for i in range(1, 5001)]
+    if fault == "rejects":  # the share of rejects is judged first
+        for bad in cases[::10]:
+            bad["fecha_apertura"] = "23/11/2020"  # a date format the registry never used
+    registry = write_registry(tmp_path / "refused" / "Covid19Casos.zip", cases)
+    result = run_on(sample_copy, tmp_path, registry, raise_on_error=False)
+    step, description = failure_of(result)
+    assert step == "cleaned_cases"
     assert description.startswith(
-        "Covid19Casos.zip!Covid19Casos.csv: 5,000 cases, 50.4% fewer than the 10,075"
-    )
-    assert "covid.cases was left as it was" in description
-    assert query(database_url, "SELECT count(*) FROM covid.cases") == [(10_075,)]
+        "Covid19Casos.zip!Covid19Casos.csv: " + expected.format(drop=1 - 5000 / rows, rows=rows)
+    ), description
+    assert setting in description and "covid.cases was left as it was" in description
+    assert "Traceback" not in description
+    assert query(sample_copy, "SELECT count(*) FROM covid.cases") == [(rows,)]
 
 
 def test_thresholds_come_from_the_environment(monkeypatch):

@@ -97,8 +97,8 @@ def test_a_row_with_the_wrong_number_of_fields_is_rejected_with_its_text():
     assert result.table.column("case_id").to_pylist() == [1, 2]
     assert result.table.column("source_line").to_pylist() == [100, 102]
     [reject] = result.rejects
-    assert (reject.line_number, reject.column_name, reject.raw_line) == (101, None, short)
-    assert "expected 25 fields, found 8" in reject.reason
+    assert (reject.line_number, reject.column_name, reject.raw_line) == (101, "carga_provincia_nombre", short)
+    assert "the line ends inside the quoted field 8 of 25" in reject.reason
 
 
 def test_a_quoted_newline_inside_a_field_is_read_exactly():

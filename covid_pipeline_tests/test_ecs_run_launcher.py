@@ -4,7 +4,12 @@ Fargate task with the EcsRunLauncher on moto's ECS server over HTTP.
 
 Only what CloudFormation would have created is made by hand here: the cluster, the subnets and
 security group, the run task definition (same family and container name as services.yaml) and
-the Parameter Store entries the image's entrypoint turns into environment variables.
+the Parameter Store entries the image's entrypoint turns into environment variables. The run task
+definition's ARN, revision included, reaches the daemon as its task definition sets it.
+
+moto's RunTask ignores a capacity provider strategy (the deployment launches runs on FARGATE_SPOT)
+and then places the task on a registered container instance: the cluster gets one, a gap of moto's
+that changes nothing in what the launcher sends.
 """
 
 import importlib.util
@@ -54,19 +59,29 @@ def aws_run_resources(moto_endpoint, s3_bucket) -> SimpleNamespace:
     ]
     group = ec2.create_security_group(GroupName="run-tasks", Description="run tasks", VpcId=vpc)["GroupId"]
     ecs = boto3.client("ecs")
-    cluster = ecs.create_cluster(clusterName=f"covid-{uuid.uuid4().hex[:8]}")["cluster"]["clusterName"]
-    task_definition = ecs.register_task_definition(
-        family=RUN_FAMILY,
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="1024",
-        memory="4096",
-        containerDefinitions=[{"name": "run", "image": IMAGE, "essential": True, "memory": 4096}],
-    )["taskDefinition"]
+    cluster = ecs.create_cluster(
+        clusterName=f"covid-{uuid.uuid4().hex[:8]}", capacityProviders=["FARGATE", "FARGATE_SPOT"]
+    )["cluster"]["clusterName"]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=image, InstanceType="m5.2xlarge", MinCount=1, MaxCount=1)
+    document = {"instanceId": instance["Instances"][0]["InstanceId"], "region": "us-east-1"}
+    ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=json.dumps(document))
+    definition = {
+        "family": RUN_FAMILY,
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "1024",
+        "memory": "4096",
+        "containerDefinitions": [{"name": "run", "image": IMAGE, "essential": True, "memory": 4096}],
+    }
+    task_definition = ecs.register_task_definition(**definition)["taskDefinition"]
+    # A later revision of the family (another run size): the daemon must keep launching the one
+    # its task definition names, not whichever revision is the family's latest.
+    later = ecs.register_task_definition(**{**definition, "memory": "8192"})["taskDefinition"]
     # What cluster.yaml and storage.yaml write under /<EnvironmentName>/env/.
     parameters = {
         "DAGSTER_ECS_CLUSTER": cluster,
-        "DAGSTER_RUN_TASK_DEFINITION": RUN_FAMILY,
+        "DAGSTER_RUN_CAPACITY_PROVIDER": "FARGATE_SPOT",
         "DAGSTER_RUN_SUBNETS": ",".join(subnets),
         "DAGSTER_RUN_SECURITY_GROUP": group,
         "DAGSTER_COMPUTE_LOGS_BUCKET": s3_bucket,
@@ -76,6 +91,7 @@ def aws_run_resources(moto_endpoint, s3_bucket) -> SimpleNamespace:
         boto3.client("ssm").put_parameter(Name=f"{path}/{name}", Value=value, Type="String")
     return SimpleNamespace(
         task_definition_arn=task_definition["taskDefinitionArn"],
+        later_revision_arn=later["taskDefinitionArn"],
         cluster=cluster,
         subnets=subnets,
         security_group=group,
@@ -95,6 +111,8 @@ def deployment_instance(tmp_path, monkeypatch, database_url, aws_run_resources):
     environment = {
         **load_entrypoint().parameters_under(aws_run_resources.parameter_path),
         "DAGSTER_PG_HOST": "",
+        # services.yaml: the daemon's and the webserver's DAGSTER_RUN_TASK_DEFINITION (!Ref RunTaskDefinition)
+        "DAGSTER_RUN_TASK_DEFINITION": aws_run_resources.task_definition_arn,
         "DAGSTER_PG_PORT": str(info.get("port") or 5432),
         "DAGSTER_PG_DB": info["dbname"],
         "DAGSTER_PG_USERNAME": info["user"],
@@ -136,8 +154,13 @@ def test_deployment_instance_uses_postgres_and_the_ecs_run_launcher(
 
     launcher = instance.run_launcher
     assert isinstance(launcher, EcsRunLauncher)
-    # The launcher resolved the family to the latest registered revision.
+    # The revision its task definition names, though the family has a later one.
     assert launcher.task_definition == aws_run_resources.task_definition_arn
+    assert launcher.task_definition != aws_run_resources.later_revision_arn
+    assert launcher.run_task_kwargs["capacityProviderStrategy"] == [
+        {"capacityProvider": "FARGATE_SPOT", "weight": 1}
+    ]
+    assert "launchType" not in launcher.run_task_kwargs
     network = launcher.run_task_kwargs["networkConfiguration"]["awsvpcConfiguration"]
     assert network["subnets"] == aws_run_resources.subnets
     assert network["securityGroups"] == [aws_run_resources.security_group]
@@ -165,9 +188,13 @@ def container_process(definition: str, resources: SimpleNamespace, log_path: Pat
     (spec,) = parsed["Resources"][definition]["Properties"]["ContainerDefinitions"]
     command = [IN_IMAGE.get(arg, overrides.get(arg, arg)) for arg in spec["Command"]]
     environment = {name: value for name, value in os.environ.items() if name not in resources.parameter_names}
+    from_stacks = {
+        "SSM_ENV_PATH": resources.parameter_path,
+        "DAGSTER_RUN_TASK_DEFINITION": resources.task_definition_arn,
+    }
     for variable in spec["Environment"]:
         name, value = variable["Name"], variable["Value"]
-        environment[name] = resources.parameter_path if name == "SSM_ENV_PATH" else IN_IMAGE[value]
+        environment[name] = from_stacks[name] if name in from_stacks else IN_IMAGE[value]
     environment["DAGSTER_HOME"] = str(log_path.with_suffix(".home"))
     with open(log_path, "w") as log:
         process = subprocess.Popen(
@@ -236,8 +263,7 @@ def test_the_daemon_launches_a_queued_run_as_one_fargate_task_of_the_run_task_de
     assert task_arns == [run.tags["ecs/task_arn"]]
     task = boto3.client("ecs").describe_tasks(cluster=cluster, tasks=task_arns, include=["TAGS"])["tasks"][0]
 
-    assert task["launchType"] == "FARGATE"
-    assert task["taskDefinitionArn"] == aws_run_resources.task_definition_arn
+    assert task["taskDefinitionArn"] == aws_run_resources.task_definition_arn  # revision 1, not the latest
     (override,) = task["overrides"]["containerOverrides"]
     assert override["name"] == "run"
     command = override["command"]
@@ -283,6 +309,7 @@ def test_entrypoint_loads_parameter_store_renders_the_instance_and_runs_the_comm
         "COVID_RAW_STORE": "s3://raw-bucket/raw",
         "DAGSTER_RUN_SUBNETS": "subnet-1,subnet-2",
         "DAGSTER_RUN_SECURITY_GROUP": "sg-1",
+        "DAGSTER_RUN_CAPACITY_PROVIDER": "FARGATE_SPOT",
         "DAGSTER_PG_PASSWORD": "from-parameter-store",
     }.items():
         ssm.put_parameter(Name=f"{path}/{name}", Value=value, Type="String")

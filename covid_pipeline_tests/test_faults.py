@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import psycopg
 import pytest
@@ -17,7 +16,7 @@ from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.resources.sources import DownloadError, SourcesResource
 from covid_pipeline_tests.conftest import REAL_DATA
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, row, write_large_registry, write_registry
-from covid_pipeline_tests.helpers.warehouse import query, run_graph
+from covid_pipeline_tests.helpers.warehouse import copying_backend, query, run_graph
 
 SNAPSHOT = "SELECT count(*), sum(case_id), max(source_line) FROM covid.cases"
 SAMPLE = sample_sources()
@@ -33,21 +32,6 @@ def loaded(warehouse_url):
 @pytest.fixture(scope="module")
 def large_registry(tmp_path_factory):
     return write_large_registry(tmp_path_factory.mktemp("large") / "Covid19Casos.csv", copies=20)
-
-
-def copying_backend(url: str, timeout: float = 60) -> int:
-    """The pid of the backend that is in the middle of a COPY into this database."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(url, autocommit=True) as watcher:
-        while time.monotonic() < deadline:
-            row = watcher.execute(
-                "SELECT pid FROM pg_stat_progress_copy WHERE datname = current_database() "
-                "AND command = 'COPY FROM' AND tuples_processed > 0"
-            ).fetchone()
-            if row:
-                return row[0]
-            time.sleep(0.002)
-    raise AssertionError("no COPY started")
 
 
 def assert_untouched_and_reloadable(url, snapshot):
@@ -184,9 +168,9 @@ def test_fetch_gives_up_with_the_url_and_attempts(http_server, tmp_path):
     ],
 )
 def test_bad_input_fails_the_run_with_file_line_column_and_keeps_the_tables(
-    database_url, tmp_path, damage, expected
+    sample_copy, tmp_path, damage, expected
 ):
-    assert run_graph(database_url, tmp_path / "raw", *SAMPLE.values()).success
+    database_url = sample_copy  # the bundled sample, loaded by the graph
     before = query(database_url, SNAPSHOT)
     rows = [row(id_evento_caso=str(i)) for i in range(1, 11_001)]
     if damage == "cut_zip":

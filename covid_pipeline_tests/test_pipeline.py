@@ -1,7 +1,6 @@
 """The whole asset graph end to end, with real sources: local files, loopback HTTP, S3 (moto)."""
 
-import csv
-import io
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import pytest
 from covid_pipeline.cli import SAMPLE, sample_sources
 from covid_pipeline.definitions import defs
 from covid_pipeline.ingest.registry_format import SOURCE_NAMES
-from covid_pipeline.resources.sources import SourcesResource
 from covid_pipeline_tests.conftest import REAL_DATA
-from covid_pipeline_tests.helpers.registry import count_independently, row, write_registry
-from covid_pipeline_tests.helpers.warehouse import metadata_of, query, run_graph
+from covid_pipeline_tests.helpers.registry import count_independently, read_records, row, write_registry
+from covid_pipeline_tests.helpers.warehouse import fingerprint, metadata_of, query, run_graph
 
 
 def test_definitions_load_with_the_whole_graph():
@@ -32,7 +30,7 @@ def test_definitions_load_with_the_whole_graph():
         )
         .parent_keys
     )
-    assert {k.to_user_string() for k in upstream} == {"cleaned_cases"}
+    assert {k.to_user_string() for k in upstream} == {"cleaned_cases", "department_crosswalk"}
 
 
 def test_the_bundled_sample_is_the_real_format():
@@ -49,40 +47,41 @@ def test_the_bundled_sample_is_the_real_format():
     )
 
 
-def test_the_graph_runs_on_the_bundled_sample(database_url, tmp_path):
+def test_the_graph_runs_on_the_bundled_sample(sample_run, sample_warehouse):
     sources = sample_sources()
-    result = run_graph(
-        database_url,
-        tmp_path / "raw",
-        sources["COVID_CASES_URL"],
-        sources["COVID_PROVINCES_URL"],
-        sources["COVID_DEPARTMENTS_URL"],
-    )
-    assert result.success
-    cases = metadata_of(result, "cleaned_cases")
+    records = read_records(Path(sources["COVID_CASES_URL"]))
+    cases = metadata_of(sample_run.result, "cleaned_cases")
     assert (cases["rows_read"], cases["rows_loaded"], cases["rows_rejected"], cases["duplicate_rows"]) == (
-        10_075,
-        10_075,
+        len(records),
+        len(records),
         0,
         0,
     )
-    assert cases["last_updated"] == "2020-11-23"
-    assert query(database_url, "SELECT count(*) FROM covid.provinces") == [(24,)]
-    assert query(database_url, "SELECT count(*) FROM covid.departments") == [(529,)]
-    assert query(database_url, "SELECT name FROM covid.departments WHERE department_id = 6427") == [
-        ("La Matanza",)
+    assert cases["last_updated"] == max(r["ultima_actualizacion"] for r in records)
+    provinces, departments = (
+        read_records(Path(sources[f"COVID_{name}_URL"])) for name in ("PROVINCES", "DEPARTMENTS")
+    )
+    assert query(sample_warehouse, "SELECT count(*) FROM covid.provinces") == [(len(provinces),)]
+    assert query(sample_warehouse, "SELECT count(*) FROM covid.departments") == [(len(departments),)]
+    la_matanza = next(d for d in departments if d["nombre"] == "La Matanza")
+    assert query(
+        sample_warehouse, "SELECT department_id, name FROM covid.departments WHERE name = 'La Matanza'"
+    ) == [(int(la_matanza["id"]), "La Matanza")]
+    assert query(sample_warehouse, "SELECT min(case_id), max(case_id) FROM covid.cases") == [
+        (min(int(r["id_evento_caso"]) for r in records), max(int(r["id_evento_caso"]) for r in records))
     ]
-    raw = metadata_of(result, "raw_csv_s3")
-    assert raw["cases_sha256"] and raw["cases_bytes"] == Path(sources["COVID_CASES_URL"]).stat().st_size
+    raw = metadata_of(sample_run.result, "raw_csv_s3")
+    for name in ("cases", "provinces", "departments"):
+        data = Path(sources[f"COVID_{name.upper()}_URL"]).read_bytes()
+        assert raw[f"{name}_sha256"] == hashlib.sha256(data).hexdigest()
+        assert raw[f"{name}_bytes"] == len(data)
 
 
-def test_aggregates_equal_an_independent_count_of_the_input(database_url, tmp_path):
+def test_aggregates_equal_an_independent_count_of_the_input(sample_warehouse):
     sample = Path(sample_sources()["COVID_CASES_URL"])
     expected = count_independently(sample)
-    result = run_graph(database_url, tmp_path / "raw", str(sample), *list(sample_sources().values())[1:])
-    assert result.success
     [totals] = query(
-        database_url,
+        sample_warehouse,
         "SELECT sum(notified), sum(confirmed), sum(deaths), sum(icu), sum(ventilated) FROM covid.daily_aggregates",
     )
     assert (
@@ -90,44 +89,28 @@ def test_aggregates_equal_an_independent_count_of_the_input(database_url, tmp_pa
     )
     assert expected["confirmed"] > 1000 and expected["deaths"] > 10  # the sample exercises every count
     # one day and place, counted from the text: cases opened 2020-06-01 in La Matanza (06 / 427)
-    with zipfile.ZipFile(sample) as archive:
-        records = list(csv.DictReader(io.StringIO(archive.read("Covid19Casos.csv").decode())))
     la_matanza = [
         r
-        for r in records
+        for r in read_records(sample)
         if (r["fecha_apertura"], r["residencia_provincia_id"], r["residencia_departamento_id"])
         == ("2020-06-01", "06", "427")
     ]
     assert query(
-        database_url,
+        sample_warehouse,
         "SELECT notified, confirmed FROM covid.daily_aggregates "
         "WHERE date = '2020-06-01' AND province_id = 6 AND department_id = 427",
     ) == [(len(la_matanza), sum(r["clasificacion_resumen"] == "Confirmado" for r in la_matanza))]
     assert len(la_matanza) > 10
 
 
-def test_re_running_the_graph_is_idempotent(database_url, tmp_path):
-    sources = list(sample_sources().values())
-    first = run_graph(database_url, tmp_path / "raw", *sources)
-    snapshot = query(
-        database_url,
-        "SELECT md5(string_agg(t::text, ',' ORDER BY date, province_id, department_id)) "
-        "FROM covid.daily_aggregates t",
-    )
-    second = run_graph(database_url, tmp_path / "raw", *sources)
-    assert first.success and second.success
-    assert metadata_of(second, "cleaned_cases")["unchanged_source"] is True
-    assert metadata_of(second, "raw_csv_s3")["cases_new_content"] is False
-    assert (
-        query(
-            database_url,
-            "SELECT md5(string_agg(t::text, ',' ORDER BY date, province_id, department_id)) "
-            "FROM covid.daily_aggregates t",
-        )
-        == snapshot
-    )
-    assert query(database_url, "SELECT count(*) FROM covid.cases") == [(10_075,)]
-    assert query(database_url, "SELECT count(*) FROM covid.loads") == [(1,)]
+def test_re_running_the_graph_is_idempotent(sample_copy, tmp_path):
+    snapshots = {
+        t: fingerprint(sample_copy, t) for t in ("covid.cases", "covid.daily_aggregates", "covid.loads")
+    }
+    again = run_graph(sample_copy, tmp_path / "raw", *sample_sources().values())
+    assert again.success
+    assert metadata_of(again, "cleaned_cases")["unchanged_source"] is True
+    assert {t: fingerprint(sample_copy, t) for t in snapshots} == snapshots
 
 
 def test_sources_over_http_and_raw_store_on_s3(database_url, http_server, s3_bucket, tmp_path):
@@ -155,19 +138,6 @@ def test_sources_over_http_and_raw_store_on_s3(database_url, http_server, s3_buc
     assert metadata_of(again, "cleaned_cases")["unchanged_source"] is True
 
 
-def test_a_download_cut_mid_way_is_resumed(http_server, tmp_path):
-    data = write_registry(
-        tmp_path / "Covid19Casos.zip", [row(id_evento_caso=str(i)) for i in range(1, 3001)]
-    ).read_bytes()
-    url = http_server.publish("Covid19Casos.zip", data)
-    http_server.cut_after["Covid19Casos.zip"] = (len(data) // 3, 2)
-    sources = SourcesResource(cases_url=url, backoff_seconds=0.01)
-    fetched = sources.fetch("cases", tmp_path)
-    assert fetched.path.read_bytes() == data
-    ranges = [headers.get("Range") for method, name, headers in http_server.requests if method == "GET"]
-    assert ranges == [None, f"bytes={len(data) // 3}-", f"bytes={2 * (len(data) // 3)}-"]
-
-
 def test_a_missing_source_fails_with_a_clear_message(database_url, tmp_path):
     sources = sample_sources()
     result = run_graph(
@@ -188,28 +158,39 @@ def test_a_missing_source_fails_with_a_clear_message(database_url, tmp_path):
 @pytest.mark.parametrize(
     "georef", ["georef_provincias_tp_covid_as_committed.csv", "georef_provincias_santif1.csv"]
 )
-def test_georef_provinces_of_both_releases_load_with_repaired_names(database_url, tmp_path, georef):
+def test_georef_provinces_of_both_releases_load_with_repaired_names(sample_copy, tmp_path, georef):
     sources = sample_sources()
     result = run_graph(
-        database_url,
+        sample_copy,
         tmp_path / "raw",
         sources["COVID_CASES_URL"],
         str(REAL_DATA / georef),
         sources["COVID_DEPARTMENTS_URL"],
+        selection=["raw_csv_s3", "provinces"],
     )
     assert result.success
-    assert query(database_url, "SELECT name FROM covid.provinces WHERE province_id = 2") == [
+    assert query(sample_copy, "SELECT name FROM covid.provinces WHERE province_id = 2") == [
         ("Ciudad Autónoma de Buenos Aires",)
     ]
-    assert query(database_url, "SELECT count(*) FROM covid.provinces WHERE name LIKE '%Ã%'") == [(0,)]
+    assert query(sample_copy, "SELECT count(*) FROM covid.provinces WHERE name LIKE '%Ã%'") == [(0,)]
 
 
-def test_a_registry_re_saved_as_windows_1252_loads_with_its_accents(database_url, tmp_path):
-    rows = [row(id_evento_caso=str(i), residencia_departamento_nombre="Cañuelas") for i in range(1, 51)]
-    cases = write_registry(tmp_path / "src" / "Covid19Casos.csv", rows, encoding="cp1252", newline="\r\n")
-    result = run_graph(database_url, tmp_path / "raw", str(cases), *list(sample_sources().values())[1:])
-    assert result.success
-    assert metadata_of(result, "cleaned_cases")["encoding"] == "windows-1252"
-    assert query(database_url, "SELECT DISTINCT residence_department, age_unit FROM covid.cases") == [
-        ("Cañuelas", "Años")
-    ]
+def test_force_in_the_run_config_reloads_an_unchanged_registry(sample_copy, tmp_path):
+    before = fingerprint(sample_copy, "covid.cases")
+    [(loads,)] = query(sample_copy, "SELECT count(*) FROM covid.loads")
+    forced = run_graph(
+        sample_copy,
+        tmp_path / "raw",
+        *sample_sources().values(),
+        run_config={"ops": {"cleaned_cases": {"config": {"force": True}}}},
+    )
+    assert forced.success
+    cases = metadata_of(forced, "cleaned_cases")
+    assert cases["unchanged_source"] is False
+    assert cases["rows_loaded"] == before[0]
+    assert query(sample_copy, "SELECT count(*) FROM covid.loads") == [(loads + 1,)]
+    assert query(
+        sample_copy,
+        "SELECT max(run_id) FROM covid.loads WHERE load_id = (SELECT max(load_id) FROM covid.loads)",
+    ) == [(forced.run_id,)]
+    assert fingerprint(sample_copy, "covid.cases") == before  # the same file, the same rows

@@ -1,26 +1,36 @@
-"""The reporting views: hand-checked numbers on a small registry loaded through the real pipeline, consistency
-on the bundled sample, the read-only metabase_reader role, and views surviving a reload of their tables."""
+"""The reporting marts: hand-checked numbers on a small registry loaded through the real pipeline, figures on the
+bundled sample recounted from its CSV, the read-only metabase_reader role, and grants surviving a reload."""
 
+import csv
+import zipfile
+from collections import Counter
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
 import pytest
 
-from covid_pipeline.assets.reporting import VIEWS
+from covid_pipeline.assets.reporting import MARTS
+from covid_pipeline.cli import sample_sources
 from covid_pipeline.definitions import defs
+from covid_pipeline_tests.helpers.places import expected_georef_id, georef_departments
 from covid_pipeline_tests.helpers.registry import row, write_registry
 from covid_pipeline_tests.helpers.warehouse import metabase_login, new_database, run_all_assets
+
+SAMPLE = sample_sources()
 
 PROVINCES = {"06": "Buenos Aires", "02": "CABA", "14": "Córdoba", "99": "SIN ESPECIFICAR"}
 
 
-def case(case_id, opened, province, sex="F", age="30", status="Confirmado", died=None):
+def case(case_id, opened, province, sex="F", age="30", status="Confirmado", died=None, department="0"):
     return row(
         id_evento_caso=str(case_id),
         fecha_apertura=opened,
         residencia_provincia_id=province,
         residencia_provincia_nombre=PROVINCES[province],
+        residencia_departamento_id=department,
+        residencia_departamento_nombre="SIN ESPECIFICAR" if department == "0" else f"code {department}",
         sexo=sex,
         edad=age,
         edad_años_meses="Años",
@@ -34,18 +44,20 @@ def case(case_id, opened, province, sex="F", age="30", status="Confirmado", died
 # Ten confirmed cases, published 2021-03-20; the latest notification is Monday 2021-03-15, so the last month is
 # 2021-02-16 .. 2021-03-15 and the two months' weeks start on Monday 2021-01-11.
 HAND_REGISTRY = [
-    case(1, "2020-12-30", "06"),
-    case(2, "2020-12-31", "06", sex="M", age="45", died="2021-01-05"),
-    case(3, "2021-01-10", "02", sex="M", age="85", died="2021-01-20"),  # a Sunday: week of 01-04
-    case(4, "2021-01-11", "02", status="Descartado"),
-    case(5, "2021-02-14", "06", age="10"),  # the day before the last month
-    case(6, "2021-02-16", "14", age="19"),  # its first day
+    case(1, "2020-12-30", "06", department="217"),  # Chascomús: 06218 in the bundled georef release
+    case(2, "2020-12-31", "06", sex="M", age="45", died="2021-01-05", department="427"),  # La Matanza
+    case(
+        3, "2021-01-10", "02", sex="M", age="85", died="2021-01-20", department="007"
+    ),  # a Sunday: week of 01-04
+    case(4, "2021-01-11", "02", status="Descartado", department="014"),
+    case(5, "2021-02-14", "06", age="10", department="427"),  # the day before the last month
+    case(6, "2021-02-16", "14", age="19", department="014"),  # its first day; Córdoba's Capital
     case(7, "2021-02-20", "06", sex="M", age="20"),
     case(8, "2021-03-01", "99", sex="NR", age="60"),
-    case(9, "2021-03-08", "02", age=""),
-    case(10, "2021-03-15", "02", sex="M", age="80", died="2021-03-18"),
-    case(11, "2021-03-15", "02", status="Sospechoso"),
-    case(12, "2021-03-10", "14", age="39", died="2019-01-01"),  # a death date typed wrong
+    case(9, "2021-03-08", "02", age="", department="014"),  # COMUNA 14: georef 02098, not 02014 (Comuna 2)
+    case(10, "2021-03-15", "02", sex="M", age="80", died="2021-03-18"),  # CABA, comuna not recorded
+    case(11, "2021-03-15", "02", status="Sospechoso", department="001"),
+    case(12, "2021-03-10", "14", age="39", died="2019-01-01", department="014"),  # a death date typed wrong
 ]
 
 
@@ -184,77 +196,227 @@ def test_epidemic_curves(hand_warehouse):
     ) == [(0, 1, Decimal("0.14"), Decimal("0.14"))]
 
 
-def test_the_sample_views_agree_with_the_cases(sample_warehouse):
+def georef_centroids(path: str, key: str = "id") -> dict[int, tuple[float, float]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return {
+            int(r[key]): (float(r["centroide_lat"]), float(r["centroide_lon"]))
+            for r in csv.DictReader(handle)
+        }
+
+
+def test_the_maps(hand_warehouse):
+    departments = georef_centroids(SAMPLE["COVID_DEPARTMENTS_URL"])
+    provinces = georef_centroids(SAMPLE["COVID_PROVINCES_URL"])
+    published = date(2021, 3, 20)
+    # (confirmed, deaths) per georef department, counted by hand from HAND_REGISTRY
+    assert select(
+        hand_warehouse,
+        "SELECT georef_department_id, department, confirmed, deaths, latitude, longitude, registry_date "
+        "FROM reporting.map_by_department ORDER BY georef_department_id",
+    ) == [
+        (2049, "Comuna 7", 1, 1, *departments[2049], published),
+        (2098, "Comuna 14", 1, 0, *departments[2098], published),
+        (6218, "Chascomús", 1, 0, *departments[6218], published),
+        (6427, "La Matanza", 2, 1, *departments[6427], published),
+        (14014, "Capital", 2, 1, *departments[14014], published),
+    ]
+    # per province: confirmed, deaths, and of them those placed on a department; province 99 has no place
+    assert select(
+        hand_warehouse,
+        "SELECT province_id, confirmed, deaths, confirmed_placed, deaths_placed, latitude, longitude, registry_date "
+        "FROM reporting.map_by_province ORDER BY province_id",
+    ) == [
+        (2, 3, 2, 2, 1, *provinces[2], published),
+        (6, 4, 1, 3, 1, *provinces[6], published),
+        (14, 2, 1, 2, 1, *provinces[14], published),
+    ]
+
+
+def sample_cases() -> list[dict]:
+    """The bundled registry's cases, read with the csv module (the last row of an id wins, as in the loader)."""
+    with zipfile.ZipFile(SAMPLE["COVID_CASES_URL"]) as archive:
+        rows = csv.DictReader(archive.read("Covid19Casos.csv").decode("utf-8").splitlines())
+        return list({r["id_evento_caso"]: r for r in rows}.values())
+
+
+def month_before(day: date) -> date:
+    """`day - interval '1 month'` as PostgreSQL computes it (the day of month clamped to the shorter month)."""
+    year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError(day)
+
+
+def age_band(age: str) -> str:
+    if age == "":
+        return "Unknown"
+    years = int(age)
+    return next(
+        (b for b, top in (("0-19", 20), ("20-39", 40), ("40-59", 60), ("60-79", 80)) if years < top), "80+"
+    )
+
+
+def test_the_sample_marts_agree_with_the_csv(sample_warehouse):
+    cases = sample_cases()
+    confirmed = [r for r in cases if r["clasificacion_resumen"] == "Confirmado"]
+    dated = [r for r in confirmed if r["fecha_apertura"]]
+    reference = max(date.fromisoformat(r["fecha_apertura"]) for r in cases if r["fecha_apertura"])
+    start = month_before(reference) + (date(2020, 1, 2) - date(2020, 1, 1))
+    last_month = [r for r in dated if start <= date.fromisoformat(r["fecha_apertura"]) <= reference]
+    deaths = [r for r in confirmed if r["fallecido"] == "SI"]
     with psycopg.connect(sample_warehouse) as conn:
 
-        def one(statement):
-            return conn.execute(statement).fetchone()[0]
+        def rows(statement):
+            return conn.execute(statement).fetchall()
 
-        for view in VIEWS:
-            assert one(f"SELECT count(*) FROM reporting.{view}") > 0, view
-        confirmed = one(
-            "SELECT count(*) FROM covid.cases WHERE classification_summary = 'Confirmado' AND opened_date IS NOT NULL"
+        for mart in MARTS:
+            assert rows(f"SELECT count(*) FROM reporting.{mart}")[0][0] > 0, mart
+        assert rows("SELECT reference_date, last_month_start FROM reporting.latest_update") == [
+            (reference, start)
+        ]
+        assert rows("SELECT sum(confirmed) FROM reporting.confirmed_per_year") == [(len(dated),)]
+        assert rows("SELECT sum(confirmed) FROM reporting.epidemic_curve") == [(len(dated),)]
+        sexes = Counter(r["sexo"] if r["sexo"] in ("F", "M") else "NR" for r in last_month)
+        assert dict(rows("SELECT sex_code, confirmed FROM reporting.last_month_by_sex")) == {
+            code: sexes[code] for code in ("F", "M", "NR")
+        }
+        bands = Counter(age_band(r["edad"]) for r in last_month)
+        assert dict(rows("SELECT age_band, confirmed FROM reporting.last_month_by_age_band")) == {
+            band: bands[band] for band in ("0-19", "20-39", "40-59", "60-79", "80+", "Unknown")
+        }
+        # deaths by date of death inside the registry's dates (first notification .. ultima_actualizacion)
+        first = min(date.fromisoformat(r["fecha_apertura"]) for r in cases if r["fecha_apertura"])
+        in_span = [
+            r
+            for r in deaths
+            if r["fecha_fallecimiento"]
+            and first <= date.fromisoformat(r["fecha_fallecimiento"])
+            and date.fromisoformat(r["fecha_fallecimiento"]) <= date(2020, 11, 23)
+        ]
+        by_day = Counter(date.fromisoformat(r["fecha_fallecimiento"]) for r in in_span)
+        assert dict(rows("SELECT date, deaths FROM reporting.epidemic_curve WHERE deaths > 0")) == by_day
+        by_province = Counter((int(r["residencia_provincia_id"]), r["fecha_fallecimiento"]) for r in in_span)
+        assert (
+            Counter(
+                {
+                    (p, d.isoformat()): n
+                    for p, d, n in rows(
+                        "SELECT province_id, date, deaths FROM reporting.epidemic_curve_by_province WHERE deaths > 0"
+                    )
+                }
+            )
+            == by_province
         )
-        assert confirmed == 2250
-        assert one("SELECT sum(confirmed) FROM reporting.confirmed_per_year") == confirmed
-        assert one("SELECT sum(confirmed) FROM reporting.confirmed_per_month") == confirmed
-        assert one("SELECT sum(confirmed) FROM reporting.epidemic_curve") == confirmed
-        assert one("SELECT sum(confirmed) FROM reporting.case_fatality_by_province") == confirmed
-        assert one("SELECT round(sum(share_of_total_pct)) FROM reporting.confirmed_per_month") == 100
-        in_last_month = one(
-            "SELECT count(*) FROM covid.cases, reporting.latest_update u WHERE classification_summary = 'Confirmado' "
-            "AND opened_date > u.reference_date - interval '1 month' AND opened_date <= u.reference_date"
+        # the maps: per province, and per georef department (placed by the rules, worked out independently)
+        per_province = Counter()
+        for r in confirmed:
+            per_province[int(r["residencia_provincia_id"]), "confirmed"] += 1
+            per_province[int(r["residencia_provincia_id"]), "deaths"] += r["fallecido"] == "SI"
+        for province, confirmed_, deaths_ in rows(
+            "SELECT province_id, confirmed, deaths FROM reporting.map_by_province"
+        ):
+            assert (confirmed_, deaths_) == (
+                per_province[province, "confirmed"],
+                per_province[province, "deaths"],
+            )
+        georef = georef_departments(Path(SAMPLE["COVID_DEPARTMENTS_URL"]))
+        placed = Counter(
+            expected_georef_id(
+                int(r["residencia_provincia_id"]), int(r["residencia_departamento_id"]), georef
+            )
+            for r in confirmed
         )
-        for view in ("last_month_by_sex", "last_month_by_age_band", "last_month_by_province"):
-            assert one(f"SELECT sum(confirmed) FROM reporting.{view}") == in_last_month, view
-        assert one("SELECT sum(deaths) FROM reporting.case_fatality_by_province") == one(
-            "SELECT count(*) FROM covid.cases WHERE classification_summary = 'Confirmado' AND deceased"
-        )
-        assert one("SELECT sum(deaths) FROM reporting.epidemic_curve") == one(
-            "SELECT count(*) FROM covid.cases WHERE classification_summary = 'Confirmado' AND deceased "
-            "AND death_date BETWEEN '2020-06-01' AND '2020-11-23'"
-        )
-        assert one("SELECT last_updated FROM reporting.latest_update") == date(2020, 11, 23)
+        placed.pop(None)
+        assert dict(rows("SELECT georef_department_id, confirmed FROM reporting.map_by_department")) == placed
+        assert rows("SELECT sum(confirmed_placed) FROM reporting.map_by_province") == [
+            (sum(placed.values()),)
+        ]
 
 
-def test_metabase_reader_reads_the_reporting_views_and_nothing_else(sample_warehouse):
+def test_metabase_reader_reads_the_marts_and_nothing_else(sample_warehouse):
     with metabase_login(sample_warehouse) as reader_url, psycopg.connect(reader_url, autocommit=True) as conn:
-        for view in VIEWS:
-            conn.execute(f"SELECT * FROM reporting.{view} LIMIT 1").fetchall()
-        for table in ("covid.cases", "covid.daily_aggregates", "covid.loads"):
+        for mart in MARTS:
+            conn.execute(f"SELECT * FROM reporting.{mart} LIMIT 1").fetchall()
+        covid_tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'covid'").fetchall()
+        assert {"cases", "daily_aggregates", "case_breakdown", "department_crosswalk"} <= {
+            t for (t,) in covid_tables
+        }
+        for (table,) in covid_tables:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(f"SELECT count(*) FROM {table}")
+                conn.execute(f"SELECT count(*) FROM covid.{table}")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE VIEW reporting.mine AS SELECT 1")
 
 
-def test_views_and_their_grants_survive_a_reload_of_the_tables_they_read(database_url, tmp_path):
+def test_marts_follow_a_new_load_and_keep_their_grants(database_url, tmp_path):
     run_all_assets(database_url, tmp_path, cases_url=str(write_registry(tmp_path / "a.zip", HAND_REGISTRY)))
-    bigger = HAND_REGISTRY + [case(13, "2021-03-15", "06")]
-    # only the loads: the views are not rebuilt, swap_in has to carry them over
-    run_all_assets(
+    with psycopg.connect(database_url, autocommit=True) as conn:  # a grant given by hand survives too
+        conn.execute("CREATE ROLE analyst_marts_test")
+        conn.execute("GRANT USAGE ON SCHEMA reporting TO analyst_marts_test")
+        conn.execute("GRANT SELECT ON reporting.epidemic_curve TO analyst_marts_test")
+    try:
+        bigger = HAND_REGISTRY + [case(13, "2021-03-15", "06", department="427")]
+        run_all_assets(database_url, tmp_path, cases_url=str(write_registry(tmp_path / "b.zip", bigger)))
+        assert select(database_url, "SELECT * FROM reporting.confirmed_per_year ORDER BY year") == [
+            (2020, 2),
+            (2021, 9),
+        ]
+        with metabase_login(database_url) as reader_url, psycopg.connect(reader_url) as conn:
+            for mart in MARTS:
+                conn.execute(f"SELECT * FROM reporting.{mart}").fetchall()
+            assert conn.execute("SELECT sum(confirmed) FROM reporting.epidemic_curve").fetchall() == [(11,)]
+            assert conn.execute(
+                "SELECT confirmed FROM reporting.map_by_department WHERE georef_department_id = 6427"
+            ).fetchall() == [(3,)]
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT count(*) FROM covid.case_breakdown")
+        assert select(
+            database_url,
+            "SELECT has_table_privilege('analyst_marts_test', 'reporting.epidemic_curve', 'SELECT')",
+        ) == [(True,)]
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DROP OWNED BY analyst_marts_test")
+            conn.execute("DROP ROLE analyst_marts_test")
+
+
+def test_a_reporting_layer_of_views_is_replaced_by_the_marts(database_url, tmp_path):
+    """A warehouse built by the previous version (views in reporting) upgrades in place."""
+    run_all_assets(database_url, tmp_path, cases_url=str(write_registry(tmp_path / "a.zip", HAND_REGISTRY)))
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DROP TABLE reporting.epidemic_curve, reporting.latest_update")
+        conn.execute("CREATE VIEW reporting.latest_update AS SELECT 1 AS old")
+        conn.execute("CREATE VIEW reporting.epidemic_curve AS SELECT * FROM reporting.latest_update")
+    run_all_assets(database_url, tmp_path, cases_url=str(write_registry(tmp_path / "a.zip", HAND_REGISTRY)))
+    assert select(
         database_url,
-        tmp_path,
-        cases_url=str(write_registry(tmp_path / "b.zip", bigger)),
-        selection=["raw_csv_s3", "provinces", "cleaned_cases", "daily_aggregates"],
-    )
-    assert select(database_url, "SELECT * FROM reporting.confirmed_per_year ORDER BY year") == [
-        (2020, 2),
-        (2021, 9),
-    ]
-    with metabase_login(database_url) as reader_url:
-        assert select(reader_url, "SELECT sum(confirmed) FROM reporting.epidemic_curve") == [(11,)]
-        assert select(reader_url, "SELECT count(*) FROM reporting.last_month_by_sex") == [(3,)]
+        "SELECT relname, relkind FROM pg_class WHERE relnamespace = 'reporting'::regnamespace "
+        "AND relname IN ('latest_update', 'epidemic_curve') ORDER BY 1",
+    ) == [("epidemic_curve", "r"), ("latest_update", "r")]
+    assert select(database_url, "SELECT sum(confirmed) FROM reporting.epidemic_curve") == [(10,)]
 
 
-def test_the_reporting_assets_follow_the_tables_they_read():
+def test_each_mart_is_an_asset_after_the_tables_it_reads():
     graph = defs.resolve_asset_graph()
     parents = {
         key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
         for key in graph.get_all_asset_keys()
     }
-    assert parents["reporting_views"] == {"cleaned_cases", "daily_aggregates", "provinces"}
-    assert parents["report"] == {"reporting_views"}
-    assert {"reporting_views", "report"} <= {
-        k.to_user_string() for k in defs.resolve_job_def("refresh_everything").asset_layer.selected_asset_keys
+    assert parents["covid/case_breakdown"] == {"cleaned_cases"}
+    assert parents["reporting/last_month_by_sex"] == {"covid/case_breakdown", "reporting/latest_update"}
+    assert parents["reporting/epidemic_curve"] == {"reporting/epidemic_curve_by_province"}
+    assert parents["reporting/map_by_department"] == {
+        "daily_aggregates",
+        "departments",
+        "provinces",
+        "reporting/latest_update",
+    }
+    assert parents["daily_aggregates"] == {"cleaned_cases", "department_crosswalk"}
+    assert parents["report"] == {f"reporting/{m}" for m in MARTS}
+    job = defs.resolve_job_def("refresh_everything").asset_layer.selected_asset_keys
+    assert {f"reporting/{m}" for m in MARTS} | {"report", "department_crosswalk"} <= {
+        k.to_user_string() for k in job
     }

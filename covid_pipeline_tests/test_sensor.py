@@ -54,6 +54,7 @@ def test_a_run_is_requested_only_when_a_publication_changes(database_url, http_s
     http_server.publish("Covid19Casos.zip", republished.read_bytes())
     changed = evaluate(sources, raw)
     assert isinstance(changed, RunRequest) and changed.tags["covid/changed_sources"] == "cases"
+    assert changed.run_key != first.run_key  # a new publication, a new run key: Dagster runs it
     assert evaluate(sources, raw).run_key == changed.run_key  # the same publication, the same run key
 
     assert run_graph(database_url, raw, *urls).success

@@ -8,11 +8,18 @@
 #   deploy/deploy.sh init-db                the one-off database initialisation task (idempotent)
 #   deploy/deploy.sh first-deploy           all of the above in order, for a new environment
 #   deploy/deploy.sh rollback TAG           the services stack back on an earlier image
+#   deploy/deploy.sh rotate LOGIN           new password for master, dagster, covid_pipeline, metabase or metabase_reader
 #   deploy/deploy.sh teardown               delete every stack (asks for the environment's name)
 #
 # Environment: ENVIRONMENT_NAME (default covid), AWS_REGION (or the CLI's configured region),
-# ALB_INGRESS_CIDR (required by `infra`: who may reach the load balancer), CERTIFICATE_ARN
-# (optional: HTTPS), SERVICES_STACK_ROLE_ARN (optional: found in the ci stack otherwise).
+# ALB_INGRESS_CIDR (required by `infra`: who may reach the load balancer), DOCKER_HUB_CREDENTIALS_ARN
+# (required by `infra`: the ecr-pullthroughcache/ secret), CERTIFICATE_ARN + DOMAIN_NAME (HTTPS and
+# Dagster's login), OIDC_ISSUER, OIDC_AUTHORIZATION_ENDPOINT, OIDC_TOKEN_ENDPOINT,
+# OIDC_USER_INFO_ENDPOINT, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET_NAME (optional: log in with your
+# OIDC provider instead of Cognito), CREATE_INTERFACE_ENDPOINTS (default false),
+# GITHUB_OIDC_PROVIDER_ARN (optional: the account's existing GitHub provider), METABASE_IMAGE_DIGEST
+# (required by the first `services`), SERVICES_STACK_ROLE_ARN (optional: found in the ci stack otherwise).
+# Runs on bash 3.2 (macOS): no empty "${array[@]}" under set -u, no bash 4 features.
 set -euo pipefail
 
 ENVIRONMENT_NAME="${ENVIRONMENT_NAME:-covid}"
@@ -39,10 +46,12 @@ stack_exists() {
 deploy_stack() { # stack [Key=Value ...]
     local stack="$1"
     shift
-    local extra=()
+    # CloudFormation updates the services stack with its own role: the caller needs no ECS/IAM
+    # rights. (An array that may be empty cannot be expanded under set -u by bash 3.2.)
+    local role_option="" role_arn=""
     if [[ "$stack" == services ]]; then
-        # CloudFormation updates this stack with its own role: the caller needs no ECS/IAM rights.
-        extra=(--role-arn "${SERVICES_STACK_ROLE_ARN:-$(stack_output ci ServicesStackRoleArn)}")
+        role_option=--role-arn
+        role_arn="${SERVICES_STACK_ROLE_ARN:-$(stack_output ci ServicesStackRoleArn)}"
     fi
     log "stack $(stack_name "$stack")"
     aws cloudformation deploy \
@@ -51,19 +60,41 @@ deploy_stack() { # stack [Key=Value ...]
         --capabilities CAPABILITY_IAM \
         --no-fail-on-empty-changeset \
         --tags "application=covid-pipeline" "environment=$ENVIRONMENT_NAME" \
-        "${extra[@]}" \
+        ${role_option:+"$role_option" "$role_arn"} \
         --parameter-overrides "EnvironmentName=$ENVIRONMENT_NAME" "$@"
+}
+
+# The parameters `infra` gives each stack beyond EnvironmentName, one Key=Value a line.
+infra_parameters() { # stack
+    case "$1" in
+        network)
+            printf '%s\n' "AlbIngressCidr=$ALB_INGRESS_CIDR" \
+                "CreateInterfaceEndpoints=${CREATE_INTERFACE_ENDPOINTS:-false}"
+            ;;
+        registry) printf '%s\n' "DockerHubCredentialsArn=$DOCKER_HUB_CREDENTIALS_ARN" ;;
+        cluster)
+            printf '%s\n' "CertificateArn=${CERTIFICATE_ARN:-}" "DomainName=${DOMAIN_NAME:-}" \
+                "OidcIssuer=${OIDC_ISSUER:-}" "OidcAuthorizationEndpoint=${OIDC_AUTHORIZATION_ENDPOINT:-}" \
+                "OidcTokenEndpoint=${OIDC_TOKEN_ENDPOINT:-}" "OidcUserInfoEndpoint=${OIDC_USER_INFO_ENDPOINT:-}" \
+                "OidcClientId=${OIDC_CLIENT_ID:-}" "OidcClientSecretName=${OIDC_CLIENT_SECRET_NAME:-}"
+            ;;
+        *) ;;
+    esac
 }
 
 infra() {
     [[ -n "${ALB_INGRESS_CIDR:-}" ]] || die "set ALB_INGRESS_CIDR (e.g. your office range, 203.0.113.0/24)"
-    local stack
+    [[ -n "${DOCKER_HUB_CREDENTIALS_ARN:-}" ]] ||
+        die "set DOCKER_HUB_CREDENTIALS_ARN (secret ecr-pullthroughcache/..., see deploy/README.md)"
+    [[ -z "${CERTIFICATE_ARN:-}" || -n "${DOMAIN_NAME:-}" ]] || die "CERTIFICATE_ARN needs DOMAIN_NAME"
+    local stack line
     for stack in "${INFRA_STACKS[@]}"; do
-        case "$stack" in
-            network) deploy_stack network "AlbIngressCidr=$ALB_INGRESS_CIDR" ;;
-            cluster) deploy_stack cluster "CertificateArn=${CERTIFICATE_ARN:-}" ;;
-            *) deploy_stack "$stack" ;;
-        esac
+        # bash 3.2 has no mapfile: collect the lines as positional parameters ("$@" may be empty).
+        set --
+        while IFS= read -r line; do
+            set -- "$@" "$line"
+        done < <(infra_parameters "$stack")
+        deploy_stack "$stack" "$@"
     done
 }
 
@@ -80,7 +111,8 @@ image() {
         log "image $repository:$tag"
         # (stdout carries only the tag: the tools' output goes to stderr)
         aws ecr get-login-password | docker login --username AWS --password-stdin "$registry" >&2
-        docker build --file "$ROOT/docker/Dockerfile" --tag "$repository:$tag" "$ROOT" >&2
+        # The tasks are X86_64: from an arm64 machine (Apple silicon) build for them, not for it.
+        docker build --platform linux/amd64 --file "$ROOT/docker/Dockerfile" --tag "$repository:$tag" "$ROOT" >&2
         docker push "$repository:$tag" >&2
     fi
     printf '%s\n' "$tag"
@@ -90,8 +122,9 @@ services() { # TAG [Key=Value ...]
     local tag="${1:-}"
     [[ "$tag" =~ ^[A-Za-z0-9._-]{1,128}$ ]] || die "services needs an image tag (a commit SHA)"
     shift
-    deploy_stack services "ImageTag=$tag" "$@"
-    log "running image $tag; Dagster at http://$(stack_output cluster LoadBalancerDns)/dagster"
+    # The digest is kept from the previous deployment unless METABASE_IMAGE_DIGEST is set.
+    deploy_stack services "ImageTag=$tag" ${METABASE_IMAGE_DIGEST:+"MetabaseImageDigest=$METABASE_IMAGE_DIGEST"} "$@"
+    log "running image $tag; Dagster at https://${DOMAIN_NAME:-<DomainName>}/dagster (HTTPS only)"
 }
 
 init_db() {
@@ -116,6 +149,8 @@ init_db() {
 
 first_deploy() {
     local tag
+    [[ -n "${METABASE_IMAGE_DIGEST:-}" ]] ||
+        die "set METABASE_IMAGE_DIGEST (docker buildx imagetools inspect metabase/metabase:v0.52.0)"
     infra
     stack_exists ci || die "deploy the ci stack first: deploy/deploy.sh ci OWNER/REPO"
     tag="$(image)"
@@ -124,6 +159,50 @@ first_deploy() {
     services "$tag" WebserverCount=0 DaemonCount=0 MetabaseCount=0
     init_db
     services "$tag" WebserverCount=2 DaemonCount=1 MetabaseCount=1
+}
+
+# secret name under <env>/database/, and the services that read it at start (restarted after).
+login_secret() { # LOGIN
+    case "$1" in
+        master) printf 'master\n' ;;
+        dagster) printf 'dagster dagster-webserver dagster-daemon\n' ;;
+        covid_pipeline) printf 'pipeline\n' ;; # run tasks read it when each run starts
+        metabase) printf 'metabase metabase\n' ;;
+        metabase_reader) printf 'metabase-reader\n' ;; # then: covid-pipeline metabase provision
+        *) return 1 ;;
+    esac
+}
+
+rotate() { # LOGIN: a new password in its secret, in PostgreSQL, then in the tasks that use it
+    local login="${1:-}" spec secret services password cluster service work
+    spec="$(login_secret "$login")" || die "rotate needs one of: master dagster covid_pipeline metabase metabase_reader"
+    secret="${spec%% *}"
+    services="${spec#"$secret"}"
+    password="$(aws secretsmanager get-random-password --password-length 32 \
+        --exclude-characters "\"'@/\\:?#[]%&+\$\`!^*()<>{}|;, " --query RandomPassword --output text)"
+    work="$(mktemp -d)"
+    trap 'rm -rf "$work"' EXIT
+    aws secretsmanager get-secret-value --secret-id "$ENVIRONMENT_NAME/database/$secret" \
+        --query SecretString --output text |
+        NEW_PASSWORD="$password" python3 -c \
+            'import json, os, sys; s = json.load(sys.stdin); s["password"] = os.environ["NEW_PASSWORD"]; print(json.dumps(s))' \
+            >"$work/secret.json"
+    if [[ "$login" == master ]]; then
+        # RDS first: if it refuses, the secret still holds the password that works.
+        NEW_PASSWORD="$password" DB="$ENVIRONMENT_NAME-master" python3 -c \
+            'import json, os; print(json.dumps({"DBInstanceIdentifier": os.environ["DB"], "MasterUserPassword": os.environ["NEW_PASSWORD"], "ApplyImmediately": True}))' \
+            >"$work/modify.json"
+        aws rds modify-db-instance --cli-input-json "file://$work/modify.json" >/dev/null
+    fi
+    aws secretsmanager put-secret-value --secret-id "$ENVIRONMENT_NAME/database/$secret" \
+        --secret-string "file://$work/secret.json" >/dev/null
+    [[ "$login" == master ]] || init_db # sets every login's password from its secret
+    cluster="$(stack_output cluster ClusterName)"
+    for service in $services; do
+        log "restarting $service on the new password"
+        aws ecs update-service --cluster "$cluster" --service "$service" --force-new-deployment >/dev/null
+    done
+    log "rotated the password of $login"
 }
 
 teardown() {
@@ -143,18 +222,31 @@ teardown() {
         aws cloudformation delete-stack --stack-name "$(stack_name "$stack")"
         aws cloudformation wait stack-delete-complete --stack-name "$(stack_name "$stack")"
     done
-    log "kept on purpose: the S3 buckets, the ECR repository and the master's final snapshot (delete by hand)"
+    log "kept on purpose: the S3 buckets, the ECR repository, the master's final snapshot, its secret" \
+        "($ENVIRONMENT_NAME/database/master) and Metabase's encryption key (delete by hand)"
 }
 
-command="${1:-}"
-shift || true
-case "$command" in
-    infra) infra ;;
-    ci) [[ -n "${1:-}" ]] || die "ci needs OWNER/REPO"; deploy_stack ci "GitHubRepository=$1" ;;
-    image) image ;;
-    services | rollback) services "$@" ;;
-    init-db) init_db ;;
-    first-deploy) first_deploy ;;
-    teardown) teardown ;;
-    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
-esac
+main() {
+    local command
+    command="${1:-}"
+    shift || true
+    case "$command" in
+        infra) infra ;;
+        ci)
+            [[ -n "${1:-}" ]] || die "ci needs OWNER/REPO"
+            deploy_stack ci "GitHubRepository=$1" "GitHubOidcProviderArn=${GITHUB_OIDC_PROVIDER_ARN:-}"
+            ;;
+        image) image ;;
+        services | rollback) services "$@" ;;
+        init-db) init_db ;;
+        first-deploy) first_deploy ;;
+        rotate) rotate "$@" ;;
+        teardown) teardown ;;
+        *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+    esac
+}
+
+# Sourced (covid_pipeline_tests/test_deploy.py), it only defines the functions.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+    main "$@"
+fi

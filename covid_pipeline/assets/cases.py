@@ -1,5 +1,7 @@
 """cleaned_cases: the registry typed, validated, deduplicated and loaded into covid.cases with COPY."""
 
+import os
+
 from dagster import (
     AssetExecutionContext,
     Backoff,
@@ -31,6 +33,10 @@ POSTGRES_TYPES = {
     Kind.AGE_UNIT: "text",
 }
 
+# Seconds before the first retry of a lost database connection (doubled for the next): time for a restarted
+# server to come back. COVID_RETRY_DELAY_SECONDS sets it (read at import, like the retry policy itself).
+RETRY_DELAY_SECONDS = float(os.environ.get("COVID_RETRY_DELAY_SECONDS") or 15)
+
 CASES_SCHEMA = TableSchema(
     columns=[
         TableColumn(c.target, POSTGRES_TYPES[c.kind], description=f"source column {c.source}")
@@ -50,7 +56,7 @@ class CasesLoadConfig(Config):
     kinds={"postgres"},
     description="covid.cases: one typed row per id_evento_caso; rejected rows in covid.rejected_cases.",
     # A lost database connection is worth another try; bad input is not (failures_for_people).
-    retry_policy=RetryPolicy(max_retries=2, delay=15, backoff=Backoff.EXPONENTIAL),
+    retry_policy=RetryPolicy(max_retries=2, delay=RETRY_DELAY_SECONDS, backoff=Backoff.EXPONENTIAL),
 )
 def cleaned_cases(
     context: AssetExecutionContext,

@@ -132,3 +132,106 @@ def province_curves(series: dict[str, list[dict]]) -> str:
     fig.supylabel("confirmed per day, 7-day average", fontsize=9)
     fig.tight_layout()
     return png_base64(fig)
+
+
+# Mainland Argentina and Tierra del Fuego: the Antarctic and South Atlantic departments would shrink the rest.
+MAP_LON, MAP_LAT = (-74.0, -53.0), (-55.5, -21.3)
+# Greater Buenos Aires: a third of the cases on a speck of the map, shown enlarged in an inset.
+AMBA_LON, AMBA_LAT = (-59.1, -57.9), (-35.05, -34.25)
+
+
+def _on_map(lat, lon) -> bool:
+    return (
+        lat is not None
+        and lon is not None
+        and MAP_LAT[0] <= lat <= MAP_LAT[1]
+        and MAP_LON[0] <= lon <= MAP_LON[1]
+    )
+
+
+def _bubbles(ax, outline, placed, unplaced, column: str, color: str, scale: float) -> None:
+    """Grey dots for every department, a filled bubble per department, a dashed ring per province's remainder."""
+    ax.scatter([lon for _, lon in outline], [lat for lat, _ in outline], s=3, color="#cfcfcf", lw=0)
+    ax.scatter(
+        [d["longitude"] for d in placed],
+        [d["latitude"] for d in placed],
+        s=[max(4.0, d[column] * scale) for d in placed],
+        color=color,
+        alpha=0.45,
+        edgecolors="white",
+        linewidths=0.4,
+    )
+    ax.scatter(
+        [p["longitude"] for p, _ in unplaced],
+        [p["latitude"] for p, _ in unplaced],
+        s=[max(4.0, n * scale) for _, n in unplaced],
+        facecolors="none",
+        edgecolors=color,
+        linewidths=1.0,
+        linestyle="--",
+    )
+
+
+def bubble_map(
+    departments: list[dict], provinces: list[dict], outline: list[tuple[float, float]], registry_date
+) -> str:
+    """Confirmed cases and deaths where people live: a bubble per georef department (area ~ count) at its
+    centroid, and a dashed ring at each province's centroid for its cases whose department is not recorded.
+
+    `outline` (every georef department's centroid) draws the country as grey dots: georef has no polygons here.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(6.6, 6.6))
+    for ax, column, color, title in (
+        (axes[0], "confirmed", CONFIRMED, "confirmed cases"),
+        (axes[1], "deaths", DEATHS, "deaths of confirmed cases"),
+    ):
+        placed = [d for d in departments if d[column] and _on_map(d["latitude"], d["longitude"])]
+        unplaced = [
+            (p, p[column] - (p[f"{column}_placed"] or 0))
+            for p in provinces
+            if _on_map(p["latitude"], p["longitude"]) and p[column] - (p[f"{column}_placed"] or 0) > 0
+        ]
+        largest = max([d[column] for d in placed] + [n for _, n in unplaced] + [1])
+        scale = 500.0 / largest  # the largest bubble: about 500 points², on either panel
+        _bubbles(ax, outline, placed, unplaced, column, color, scale)
+        total = sum(p[column] for p in provinces)
+        ax.set_title(f"{title}: {total:,}", loc="left", fontsize=10)
+        ax.set(xlim=MAP_LON, ylim=MAP_LAT, aspect=1 / 0.8)  # a degree of longitude is ~0.8 of one of latitude
+        ax.set_axis_off()
+        inset = ax.inset_axes([0.52, 0.0, 0.48, 0.34])  # over the Atlantic, beside Patagonia
+        _bubbles(inset, outline, placed, unplaced, column, color, scale)
+        inset.set(xlim=AMBA_LON, ylim=AMBA_LAT, aspect=1 / 0.82, xticks=[], yticks=[])
+        inset.set_title("Greater Buenos Aires", fontsize=8, pad=2)
+        for spine in inset.spines.values():
+            spine.set_color("#999999")
+        ax.indicate_inset_zoom(inset, edgecolor="#999999", alpha=0.8)
+        for size in _legend_sizes(largest):
+            ax.scatter([], [], s=size * scale, color=color, alpha=0.45, label=f"{size:,}")
+        ax.scatter(
+            [],
+            [],
+            s=40,
+            facecolors="none",
+            edgecolors=color,
+            linestyle="--",
+            label="department\nnot recorded",
+        )
+        ax.legend(loc="lower left", frameon=False, fontsize=8, labelspacing=1.3, borderpad=0.1)
+    fig.suptitle(
+        f"Where the cases live (registry of {registry_date:%d %b %Y})"
+        if registry_date
+        else "Where the cases live",
+        x=0.02,
+        ha="left",
+        fontsize=11,
+        fontweight="bold",
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.96))  # room for the title
+    return png_base64(fig)
+
+
+def _legend_sizes(largest: int) -> list[int]:
+    """Two round counts for the legend, the larger not above the largest bubble."""
+    top = 10 ** (len(str(int(largest))) - 1)
+    top = max(top * m for m in (1, 2, 5) if top * m <= largest)
+    return sorted({s for s in (top, top // 10) if s >= 1}, reverse=True)

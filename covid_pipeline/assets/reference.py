@@ -15,7 +15,9 @@ from psycopg import sql
 from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.raw import current_source, published_name, raw_csv_s3
 from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.gate import LoadRefused
 from covid_pipeline.ingest.reader import looks_double_encoded, position_of, repair_double_encoding
+from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource, read_sql, swap_in
 
@@ -28,8 +30,14 @@ class Field:
     required: bool = False
 
 
+INTEGER_MAX = 2**31 - 1  # the columns are PostgreSQL integer
+
+
 def _code(value: str) -> int:
-    return int(value)
+    code = int(value)
+    if not 0 <= code <= INTEGER_MAX:
+        raise ValueError(f"a georef id is between 0 and {INTEGER_MAX}")
+    return code
 
 
 def _number(value: str) -> float:
@@ -81,10 +89,15 @@ def parse_georef(data: bytes, file_name: str, fields: tuple[Field, ...]) -> list
             f"{file_name}, line 1: missing column(s) {', '.join(missing)}; found: {', '.join(header) or 'nothing'}"
         )
     rows = []
-    for record in reader:
+    for record in _records(reader, file_name):
         row = {}
         for field in fields:
             value = (record.get(field.source) or "").strip()
+            if "\0" in value:
+                raise SourceFormatError(
+                    f"{file_name}, line {reader.line_num}, column {field.source}: contains a NUL byte (0x00), "
+                    "which no georef value has: the file is damaged, fetch it again"
+                )
             if not value:
                 if field.required:
                     raise SourceFormatError(
@@ -100,6 +113,13 @@ def parse_georef(data: bytes, file_name: str, fields: tuple[Field, ...]) -> list
                 ) from exc
         rows.append(row)
     return rows
+
+
+def _records(reader: csv.DictReader, file_name: str):
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise SourceFormatError(f"{file_name}, line {reader.line_num}: not readable as CSV ({exc})") from exc
 
 
 def replace_table(conn, table: str, ddl_file: str, rows: list[dict]) -> None:
@@ -122,10 +142,32 @@ def replace_table(conn, table: str, ddl_file: str, rows: list[dict]) -> None:
     swap_in(conn, "covid", incoming, table)
 
 
+def _refuse_lost_rows(conn, table: str, rows: int, file_name: str, max_drop: float) -> None:
+    """The reference files' gate: a file that empties its table, or loses more than `max_drop` of the
+    rows the table holds, is a header-only or truncated download, not a new georef release."""
+    current = 0
+    if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"covid.{table}",)).fetchone()[0]:
+        current = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("covid", table))
+        ).fetchone()[0]
+    if rows == 0:
+        raise LoadRefused(
+            f"{file_name}: no rows after the header; covid.{table} would be emptied. Fetch it again."
+        )
+    if current and rows < current * (1 - max_drop):
+        raise LoadRefused(
+            f"{file_name}: {rows:,} rows, {1 - rows / current:.1%} fewer than the {current:,} covid.{table} holds "
+            f"(at most {max_drop:.0%} may disappear): a truncated download? To load it anyway, raise "
+            "COVID_MAX_REFERENCE_ROW_DROP (the quality resource's max_reference_row_drop, 1.0 accepts any drop) "
+            "and run again."
+        )
+
+
 def _materialize_reference(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
     raw_store: StoreResource,
+    quality: QualityResource,
     table: str,
     fields: tuple[Field, ...],
 ) -> MaterializeResult:
@@ -140,7 +182,10 @@ def _materialize_reference(
     if table == "departments":
         for row in rows:
             row["department_code"] = row["department_id"] % 1000
-    with warehouse.connect() as conn:
+    with failures_for_people(f"covid.{table} was left as it was."), warehouse.connect() as conn:
+        _refuse_lost_rows(
+            conn, table, len(rows), published_name(entry["url"]), quality.max_reference_row_drop
+        )
         replace_table(conn, table, f"{table}_table.sql", rows)
     context.log.info(f"covid.{table}: {len(rows)} rows from {entry['uri']}")
     return MaterializeResult(
@@ -156,8 +201,13 @@ def reference_asset(table: str, fields: tuple[Field, ...], description: str):
     """An asset that rebuilds `covid.<table>` from the georef source of the same name in the raw store."""
 
     @asset(name=table, deps=[raw_csv_s3], group_name="reference", kinds={"postgres"}, description=description)
-    def _reference(context: AssetExecutionContext, warehouse: WarehouseResource, raw_store: StoreResource):
-        return _materialize_reference(context, warehouse, raw_store, table, fields)
+    def _reference(
+        context: AssetExecutionContext,
+        warehouse: WarehouseResource,
+        raw_store: StoreResource,
+        quality: QualityResource,
+    ):
+        return _materialize_reference(context, warehouse, raw_store, quality, table, fields)
 
     return _reference
 

@@ -1,4 +1,4 @@
-"""report: the analyses of the reporting views as one self-contained HTML page, published to the reports store.
+"""report: the analyses of the reporting marts as one self-contained HTML page, published to the reports store.
 
 Charts are PNGs embedded as base64, so the page opens anywhere (a browser, an S3 link, an e-mail attachment)
 without a server. Each run writes `report-<ultima_actualizacion>.html` and overwrites `latest.html`.
@@ -13,11 +13,12 @@ from psycopg.rows import dict_row
 
 from covid_pipeline.assets import charts
 from covid_pipeline.assets.failures import failures_for_people
-from covid_pipeline.assets.reporting import reporting_views
+from covid_pipeline.assets.reporting import MARTS, key_of
 from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource
 
 TOP_PROVINCES = 6  # provinces with their own epidemic curve, by confirmed cases
+TOP_DEPARTMENTS = 10  # departments listed beside the map
 MIN_CASES_FOR_RATE = 50  # fewer cases make a case fatality rate noise: such provinces are in the table only
 
 QUERIES = {
@@ -37,6 +38,10 @@ QUERIES = {
                   FROM reporting.case_fatality_by_province
                  ORDER BY rank LIMIT {TOP_PROVINCES}) AS top USING (province_id)
          ORDER BY top.rank, curve.date""",
+    "map_provinces": "SELECT * FROM reporting.map_by_province ORDER BY confirmed DESC, province",
+    "map_departments": "SELECT * FROM reporting.map_by_department ORDER BY confirmed DESC, department",
+    # georef's departments, every one: their centroids draw the country's outline on the map
+    "outline": "SELECT centroid_lat, centroid_lon FROM covid.departments WHERE centroid_lat IS NOT NULL",
 }
 
 _templates = jinja2.Environment(
@@ -79,6 +84,14 @@ def build_charts(data: dict[str, list[dict]]) -> dict[str, str | None]:
         "by_age": when(data["by_age"], _confirmed_by("age_band")),
         "by_province": when(data["by_province"], _confirmed_by("province")),
         "province_curves": charts.province_curves(provinces) if provinces else None,
+        "map": charts.bubble_map(
+            data["map_departments"],
+            data["map_provinces"],
+            [(r["centroid_lat"], r["centroid_lon"]) for r in data["outline"]],
+            data["latest"][0]["last_updated"],
+        )
+        if data["map_provinces"]
+        else None,
         "fatality": when(
             sorted(
                 (r for r in data["fatality"] if r["confirmed"] >= MIN_CASES_FOR_RATE),
@@ -104,19 +117,26 @@ def render_report(data: dict[str, list[dict]], images: dict[str, str | None], ge
         "fatality_pct": 100.0 * deaths / confirmed if confirmed else None,
         "provinces": sum(1 for r in data["fatality"] if r["province"] != "Unknown"),
     }
+    placement = {
+        "confirmed": sum(r["confirmed"] for r in data["map_provinces"]),
+        "confirmed_placed": sum(r["confirmed_placed"] or 0 for r in data["map_provinces"]),
+        "unlocated": confirmed - sum(r["confirmed"] for r in data["map_provinces"]),
+    }
     return _templates.get_template("report.html").render(
+        placement=placement,
         latest=data["latest"][0],
         data=data,
         summary=summary,
         charts=images,
         top_provinces=TOP_PROVINCES,
+        top_departments=TOP_DEPARTMENTS,
         min_cases_for_rate=MIN_CASES_FOR_RATE,
         generated_at=generated_at,
     )
 
 
 @asset(
-    deps=[reporting_views],
+    deps=[key_of(name) for name in MARTS],
     group_name="reporting",
     kinds={"html"},
     description="The analyses as a self-contained HTML report in the reports store (report-<date>.html, latest.html).",

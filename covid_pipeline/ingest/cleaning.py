@@ -1,13 +1,18 @@
 """Turn chunks of registry CSV into typed Arrow tables, setting aside the rows that break the contract.
 
-Contract: a row is loaded only if it has 25 fields, an integer `id_evento_caso`, dates that are real
-`YYYY-MM-DD` dates or empty, integer codes, SI/NO flags and a known age unit. Everything else goes to
-the rejects with its line number, raw text and the column at fault. Empty fields become NULL.
+Contract: a row is loaded only if it is well-formed CSV (records.py) with 25 fields, no NUL, an integer
+`id_evento_caso` that fits bigint, integer codes that fit integer, dates that are real `YYYY-MM-DD`
+dates between 1900 and 2100 or empty (`ultima_actualizacion` never empty), SI/NO flags and a known age
+unit. Everything else goes to the rejects with its line number, raw text and the column at fault.
+Empty fields become NULL. Categorical values that differ from SISA's only in case or spacing
+(`confirmado `) are written as SISA writes them; any other value is kept as it is (a check reports it).
+A value's verdict never depends on the other rows of its chunk.
 """
 
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pyarrow as pa
@@ -16,16 +21,22 @@ import pyarrow.csv as pacsv
 
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.reader import Chunk
-from covid_pipeline.ingest.registry_format import REGISTRY_COLUMNS, SOURCE_NAMES, TARGET_NAMES, Kind
-
-N_FIELDS = len(REGISTRY_COLUMNS)
-NEWLINE, QUOTE, COMMA = ord("\n"), ord('"'), ord(",")
+from covid_pipeline.ingest.records import Lines, read_records
+from covid_pipeline.ingest.registry_format import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    REGISTRY_COLUMNS,
+    SOURCE_NAMES,
+    TARGET_NAMES,
+    Kind,
+)
 
 ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+N_FIELDS = len(REGISTRY_COLUMNS)
 FLAGS = {"SI": True, "NO": False}
 MONTHS_UNIT, YEARS_UNIT = "Meses", "Años"
-# Widest integers that fit the target columns (bigint for the id, integer for codes and ages).
-MAX_DIGITS = {Kind.ID: 18, Kind.INT: 9}
+# The largest values of the target columns (bigint for the id, integer for codes and ages).
+LARGEST = {Kind.ID: str(2**63 - 1), Kind.INT: str(2**31 - 1)}
 
 
 # The Arrow values cleaning compares with are built from raw buffers: converting a Python object
@@ -34,6 +45,12 @@ MAX_DIGITS = {Kind.ID: 18, Kind.INT: 9}
 def _arrow(values: np.ndarray, type_: pa.DataType) -> pa.Array:
     """A NumPy array of fixed-width numbers, as Arrow, without converting Python objects."""
     return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(np.ascontiguousarray(values))])
+
+
+def _bools(mask: np.ndarray) -> pa.Array:
+    return pa.Array.from_buffers(
+        pa.bool_(), len(mask), [None, pa.py_buffer(np.packbits(mask, bitorder="little"))]
+    )
 
 
 def _strings(*values: str) -> pa.Array:
@@ -47,6 +64,8 @@ def _strings(*values: str) -> pa.Array:
 FLAG_VALUES, AGE_UNITS = _strings(*FLAGS), _strings(YEARS_UNIT, MONTHS_UNIT)
 YES, MONTHS = FLAG_VALUES[0], AGE_UNITS[1]
 FALSE = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(np.zeros(1, np.uint8))])[0]
+EPOCH = date(1970, 1, 1).toordinal()
+FIRST_DAY, LAST_DAY = date(FIRST_YEAR, 1, 1).toordinal() - EPOCH, date(LAST_YEAR, 12, 31).toordinal() - EPOCH
 MONTHS_A_YEAR = _arrow(np.array([12], np.int32), pa.int32())[0]
 
 
@@ -63,6 +82,7 @@ class CleanChunk:
     table: pa.Table  # typed, TARGET_NAMES + source_line
     rejects: list[Reject] = field(default_factory=list)
     rows_read: int = 0
+    tail: Chunk | None = None  # an unfinished record, read again with the next chunk
 
 
 def check_header(header_line: bytes, file_name: str) -> None:
@@ -89,106 +109,79 @@ def check_header(header_line: bytes, file_name: str) -> None:
     )
 
 
-def clean_chunk(chunk: Chunk) -> CleanChunk:
-    """Parse and type one chunk of whole records (the header already removed)."""
-    lines = _Lines(chunk.data)
-    if lines.has_multiline_records():
-        table, line_numbers, rejects = _parse_slowly(chunk)
-    else:
-        table, line_numbers, rejects = _parse_fast(chunk, lines)
-    typed, more_rejects = _type_columns(table, line_numbers, chunk, lines)
-    return CleanChunk(typed, rejects + more_rejects, rows_read=len(line_numbers) + len(rejects))
+def clean_chunk(chunk: Chunk, final: bool = True) -> CleanChunk:
+    """Parse and type one chunk of whole records (the header already removed).
 
-
-class _Lines:
-    """Physical lines of a chunk, found with NumPy rather than a Python loop."""
-
-    def __init__(self, data: bytes):
-        self.data = data
-        self._buffer = buffer = np.frombuffer(data, dtype=np.uint8)
-        self.ends = np.flatnonzero(buffer == NEWLINE)  # index of each line's newline
-        self.starts = np.concatenate(([0], self.ends[:-1] + 1)).astype(np.int64)
-        self.odd_quotes = self._per_line(buffer == QUOTE, np.bitwise_xor)
-        lengths = self.ends - self.starts
-        carriage = np.zeros(len(lengths), dtype=bool)
-        nonempty = lengths > 0
-        carriage[nonempty] = buffer[self.ends[nonempty] - 1] == ord("\r")
-        self.blank = (lengths - carriage) == 0
-
-    def _per_line(self, mask: np.ndarray, ufunc=np.add) -> np.ndarray:
-        """`mask` summed line by line (with XOR: its parity, twice as fast as a sum)."""
-        if not len(self.starts):
-            return np.zeros(0, dtype=np.int64)
-        if ufunc is np.bitwise_xor:
-            return np.bitwise_xor.reduceat(mask.view(np.uint8), self.starts)
-        # Sums in uint16 may wrap on absurd lines; only "exactly 24" is read from them.
-        return np.add.reduceat(mask.view(np.uint8), self.starts, dtype=np.uint16).astype(np.int64)
-
-    def has_multiline_records(self) -> bool:
-        return bool(np.any(self.odd_quotes))
-
-    def field_counts(self) -> np.ndarray:
-        """Fields per line. Commas are counted as they come; only when a line's count is off are
-        the commas inside quoted fields worked out (Arrow re-checks every row it parses anyway)."""
-        commas = self._per_line(self._buffer == COMMA)
-        if np.all((commas == N_FIELDS - 1) | self.blank):
-            return commas + 1
-        # Quote parity before each byte tells whether a comma is inside a quoted field.
-        outside = np.bitwise_xor.accumulate((self._buffer == QUOTE).view(np.uint8)) == 0
-        return self._per_line((self._buffer == COMMA) & outside) + 1
-
-    def text(self, index: int) -> str:
-        raw = self.data[self.starts[index] : self.ends[index]]
-        return raw.decode("utf-8", errors="replace").rstrip("\r")
-
-
-class _ArrowDisagrees(Exception):
-    """Arrow found a row with another field count than ours: the chunk needs the exact reader."""
-
-
-def _parse_fast(chunk: Chunk, lines: _Lines) -> tuple[pa.Table, np.ndarray, list[Reject]]:
-    """Every record is one line: parse the good lines with Arrow's CSV reader.
-
-    Usually every line is a good record: Arrow checks each row's field count as it parses, so a chunk
-    that comes out as one row per line needs no more. Otherwise the fields are counted with NumPy,
-    the wrong lines set aside and the rest parsed again.
+    Unless `final`, a record still open at the chunk's end (a quoted newline the reader's cut fell
+    inside, after a stray quote) is handed back as `tail`, to be read again in front of the next chunk.
     """
-    if not lines.blank.any():
-        try:
-            table = _read_strings(chunk.data)
-        except _ArrowDisagrees:
-            table = None
-        if table is not None and table.num_rows == len(lines.starts):
-            return table, chunk.first_line + np.arange(table.num_rows), []
-    fields = lines.field_counts()
-    wrong = ~lines.blank & (fields != N_FIELDS)
+    lines = Lines(chunk.data)
+    if lines.simple(count_fields=False).all():
+        # The usual chunk: every line a well-quoted record; Arrow checks each row's field count as it parses.
+        table = _read_strings(chunk.data)
+        if table is not None and table.num_rows == len(lines):
+            span = np.arange(len(lines))
+            typed, rejects = _type_columns(table, span, span, chunk, lines)
+            return CleanChunk(typed, rejects, rows_read=len(lines))
+        return _clean_strictly(chunk, lines, np.zeros(len(lines), dtype=bool), final)
+    return _clean_strictly(chunk, lines, lines.simple(), final)
+
+
+def _clean_strictly(chunk: Chunk, lines: Lines, simple: np.ndarray, final: bool) -> CleanChunk:
+    """The records of the lines that are not `simple` read by records.py, the simple ones by Arrow."""
+    records, tail = read_records(lines, np.flatnonzero(~simple & ~lines.blank), final)
+    for record in records:
+        simple[record.first : record.last + 1] = False
+    if tail is not None:
+        simple[tail:] = False
+    assembled = _assemble(chunk.data, lines, simple, [r for r in records if r.fields is not None])
+    if assembled is None:  # Arrow reads some line otherwise than records.py would: read them all strictly
+        return _clean_strictly(chunk, lines, np.zeros(len(lines), dtype=bool), final)
+    table, first, last = assembled
     rejects = [
         Reject(
-            chunk.first_line + int(i),
-            None,
-            f"expected {N_FIELDS} fields, found {int(fields[i])}",
-            lines.text(int(i)),
+            chunk.first_line + r.first,
+            None if r.field is None or r.field >= N_FIELDS else SOURCE_NAMES[r.field],
+            r.reason,
+            lines.text(r.first, r.last),
         )
-        for i in np.flatnonzero(wrong)
+        for r in records
+        if r.fields is None
     ]
-    keep = ~lines.blank & ~wrong
-    data = chunk.data
-    if wrong.any():
-        data = b"".join(
-            chunk.data[s : e + 1] for s, e in zip(lines.starts[keep], lines.ends[keep], strict=True)
-        )
-    line_numbers = chunk.first_line + np.flatnonzero(keep)
-    try:
-        table = _read_strings(data)
-    except _ArrowDisagrees:
-        return _parse_slowly(chunk)
-    if table.num_rows != len(line_numbers):
-        # Quoting Arrow reads differently from our count (e.g. a stray quote): take the exact path.
-        return _parse_slowly(chunk)
-    return table, line_numbers, rejects
+    typed, more_rejects = _type_columns(table, first, last, chunk, lines)
+    cleaned = CleanChunk(typed, rejects + more_rejects, rows_read=len(first) + len(rejects))
+    if tail is not None:
+        cleaned.tail = Chunk(chunk.data[lines.starts[tail] :], chunk.first_line + tail)
+    return cleaned
 
 
-def _read_strings(data: bytes) -> pa.Table:
+def _assemble(
+    data: bytes, lines: Lines, simple: np.ndarray, records: list
+) -> tuple[pa.Table, np.ndarray, np.ndarray] | None:
+    """One table of the simple lines (read by Arrow) and the records read strictly, in file order,
+    with each row's first and last physical line."""
+    simple_lines = np.flatnonzero(simple)
+    text = b"".join(
+        data[s : e + 1] for s, e in zip(lines.starts[simple_lines], lines.ends[simple_lines], strict=True)
+    )
+    fast = _read_strings(text)
+    if fast is None or fast.num_rows != len(simple_lines):
+        return None
+    columns = [
+        [None if not r.fields[i] else r.fields[i].decode("utf-8") for r in records] for i in range(N_FIELDS)
+    ]
+    strict = pa.table(
+        {name: pa.array(values, pa.string()) for name, values in zip(TARGET_NAMES, columns, strict=True)}
+    )
+    first = np.concatenate((simple_lines, np.array([r.first for r in records], dtype=np.int64)))
+    last = np.concatenate((simple_lines, np.array([r.last for r in records], dtype=np.int64)))
+    order = np.argsort(first, kind="stable")
+    table = pa.concat_tables([fast, strict]).take(_arrow(order.astype(np.int64), pa.int64()))
+    return table, first[order], last[order]
+
+
+def _read_strings(data: bytes) -> pa.Table | None:
+    """Every field as a string (None when Arrow finds a row of another field count)."""
     if not data:
         return pa.table({name: pa.array([], pa.string()) for name in TARGET_NAMES})
 
@@ -210,86 +203,63 @@ def _read_strings(data: bytes) -> pa.Table:
             quoted_strings_can_be_null=True,
         ),
     )
-    if disagreements:
-        raise _ArrowDisagrees(disagreements[0])
-    return table
-
-
-def _parse_slowly(chunk: Chunk) -> tuple[pa.Table, np.ndarray, list[Reject]]:
-    """Python's csv module, for chunks with quoted newlines: exact, slower, rare."""
-    text = chunk.data.decode("utf-8")
-    physical = text.splitlines(keepends=True)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    columns: list[list[str | None]] = [[] for _ in range(N_FIELDS)]
-    line_numbers, rejects = [], []
-    previous_end = 0
-
-    def accept(row: list[str], index: int) -> None:
-        for values, value in zip(columns, row, strict=True):
-            values.append(value or None)
-        line_numbers.append(chunk.first_line + index)
-
-    def reject(row: list[str], index: int, raw: str) -> None:
-        reason = f"expected {N_FIELDS} fields, found {len(row)}"
-        rejects.append(Reject(chunk.first_line + index, None, reason, raw.rstrip("\r\n")))
-
-    for row in reader:
-        start, previous_end = previous_end, reader.line_num
-        if not row or row == [""]:
-            continue
-        if len(row) == N_FIELDS:
-            accept(row, start)
-        elif previous_end - start == 1:
-            reject(row, start, physical[start])
-        else:
-            # A broken quote (e.g. a line cut short) swallowed the lines after it: read each on its own.
-            for index in range(start, previous_end):
-                alone = next(csv.reader([physical[index]]), [])
-                if len(alone) == N_FIELDS:
-                    accept(alone, index)
-                elif alone and alone != [""]:
-                    reject(alone, index, physical[index])
-    table = pa.table(
-        {name: pa.array(values, pa.string()) for name, values in zip(TARGET_NAMES, columns, strict=True)}
-    )
-    return table, np.asarray(line_numbers, dtype=np.int64), rejects
+    return None if disagreements else table
 
 
 def _type_columns(
-    table: pa.Table, line_numbers: np.ndarray, chunk: Chunk, lines: _Lines
+    table: pa.Table, first: np.ndarray, last: np.ndarray, chunk: Chunk, lines: Lines
 ) -> tuple[pa.Table, list[Reject]]:
+    """Typed columns for the rows of `table`, which span physical lines first..last (chunk indexes)."""
     typed: dict[str, pa.Array] = {}
     reason = np.full(table.num_rows, None, dtype=object)  # first problem found in each row
     for column in REGISTRY_COLUMNS:
         values = table.column(column.target)
+        if column.canonical:
+            values = _canonical(values, column.canonical)
         converted, bad = _convert(column.kind, values)
+        if column.required and values.null_count:
+            missing = _mask(pc.is_null(values))
+            bad = missing if bad is None else bad | missing
         typed[column.target] = converted
         if bad is not None:
             for i in np.flatnonzero(bad & (reason == None)):  # noqa: E711 (elementwise)
                 reason[i] = (column.source, _describe(column, values[int(i)].as_py()))
     typed["age_years"] = _age_in_years(typed["age_years"], typed["age_unit"])
-    typed["source_line"] = _arrow(line_numbers.astype(np.int64), pa.int64())
+    typed["source_line"] = _arrow((chunk.first_line + first).astype(np.int64), pa.int64())
     result = pa.table(typed)
     rejected = np.flatnonzero(reason != None)  # noqa: E711
     if not len(rejected):
         return result, []
     rejects = []
     for i in rejected:
-        line = int(line_numbers[i])
         column_name, why = reason[i]
-        rejects.append(Reject(line, column_name, why, lines.text(line - chunk.first_line)))
-    keep = pa.array(reason == None)  # noqa: E711
+        rejects.append(
+            Reject(chunk.first_line + int(first[i]), column_name, why, lines.text(first[i], last[i]))
+        )
+    keep = _bools(reason == None)  # noqa: E711
     return result.filter(keep), rejects
+
+
+def _canonical(values: pa.ChunkedArray, canonical: tuple[str, ...]) -> pa.ChunkedArray:
+    """Values written as SISA writes them when they differ only in case or surrounding spaces
+    (`CONFIRMADO`, `Confirmado `); any other value is left exactly as it is."""
+    spelled = _strings(*canonical)
+    if (pc.sum(pc.is_in(values, value_set=spelled)).as_py() or 0) == len(values) - values.null_count:
+        return values
+    keys = pc.utf8_lower(pc.utf8_trim_whitespace(values))
+    found = pc.index_in(keys, value_set=_strings(*(value.lower() for value in canonical)))
+    return pc.coalesce(pc.take(spelled, found), values)
 
 
 def _describe(column, value) -> str:
     shown = "empty" if value is None else repr(value)
     expected = {
-        Kind.ID: "an integer id",
-        Kind.INT: "an integer",
-        Kind.DATE: "a date YYYY-MM-DD",
+        Kind.ID: "an integer id (at most 9223372036854775807)",
+        Kind.INT: "an integer (at most 2147483647)",
+        Kind.DATE: f"a date YYYY-MM-DD between {FIRST_YEAR} and {LAST_YEAR}",
         Kind.FLAG: "SI or NO",
         Kind.AGE_UNIT: f"{YEARS_UNIT} or {MONTHS_UNIT}",
+        Kind.TEXT: "a value",
     }[column.kind]
     return f"{column.source}: expected {expected}, found {shown}"
 
@@ -298,20 +268,19 @@ def _convert(kind: Kind, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.n
     """The typed column and a mask of rows whose value does not fit (None when all fit).
 
     Each kind tries the whole column at once first (the usual case: every value is good) and
-    works out which rows are bad only when that fails.
+    works out which rows are bad only when that fails; both ways give each value the same verdict.
     """
     if kind is Kind.TEXT:
         return values, None
     if kind in (Kind.ID, Kind.INT):
-        return _integers(
-            values, pa.int64() if kind is Kind.ID else pa.int32(), MAX_DIGITS[kind], kind is Kind.ID
-        )
+        return _integers(values, pa.int64() if kind is Kind.ID else pa.int32(), LARGEST[kind])
     if kind is Kind.DATE:
         try:
             # Arrow's cast is strict (YYYY-MM-DD, real calendar dates) and fast.
-            return pc.cast(values, pa.date32()), None
+            dates, bad = pc.cast(values, pa.date32()), None
         except pa.ArrowInvalid:
-            return _dates_row_by_row(values)
+            dates, bad = _dates_row_by_row(values)
+        return _within_years(dates, bad)
     if kind is Kind.FLAG:
         known = pc.is_in(values, value_set=FLAG_VALUES)
         converted = pc.equal(values, YES)
@@ -326,27 +295,49 @@ def _convert(kind: Kind, values: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.n
     raise AssertionError(kind)
 
 
-def _integers(values, type_: pa.DataType, max_digits: int, required: bool):
+def _integers(values, type_: pa.DataType, largest: str):
     # ASCII digits only: Arrow's cast alone would take "0x10" and "-5".
     digits = pc.ascii_is_decimal(values)
-    if pc.all(digits).as_py() is not False and not (required and values.null_count):
+    if pc.all(digits).as_py() is not False:
         try:
             return pc.cast(values, type_), None
         except pa.ArrowInvalid:
             pass  # too large for the column: find which rows below
-    ok = pc.and_(digits, pc.less_equal(pc.utf8_length(values), max_digits))
-    bad = _bad(values, ok, required)
-    safe = pc.if_else(pa.array(bad), pa.scalar(None, pa.string()), values)
+    # Fits the column exactly when the cast does: leading zeros aside, fewer digits than the largest
+    # value, or as many and not above it (digit strings of one length compare like their numbers).
+    significant = pc.utf8_ltrim(values, characters="0")
+    length = pc.utf8_length(significant)
+    fits = pc.or_(
+        pc.less(length, _arrow(np.array([len(largest)], np.int32), pa.int32())[0]),
+        pc.and_(
+            pc.equal(length, _arrow(np.array([len(largest)], np.int32), pa.int32())[0]),
+            pc.less_equal(significant, _strings(largest)[0]),
+        ),
+    )
+    bad = _bad(values, pc.and_(digits, fits))
+    safe = pc.if_else(_bools(bad), pa.scalar(None, pa.string()), values)
     return pc.cast(safe, type_), bad
 
 
-def _bad(values, ok, required: bool = False) -> np.ndarray:
-    """Rows whose value is present but not ok (or missing, when the column is required)."""
+def _bad(values, ok) -> np.ndarray:
+    """Rows whose value is present but not ok."""
     present = pc.is_valid(values)
-    bad = pc.and_kleene(present, pc.invert(pc.fill_null(ok, False)))
-    if required:
-        bad = pc.or_(bad, pc.invert(present))
-    return _mask(bad)
+    return _mask(pc.and_kleene(present, pc.invert(pc.fill_null(ok, False))))
+
+
+def _within_years(dates, bad: np.ndarray | None):
+    """Dates outside FIRST_YEAR..LAST_YEAR (year 0000 would reach PostgreSQL as 1 BC) are bad too."""
+    days = pc.cast(dates, pa.int32())  # days since 1970-01-01: Python's date cannot hold year 0
+    bounds = pc.min_max(days).as_py()
+    if bounds["min"] is None or (bounds["min"] >= FIRST_DAY and bounds["max"] <= LAST_DAY):
+        return dates, bad
+    outside = _mask(pc.or_(pc.less(days, _day(FIRST_DAY)), pc.greater(days, _day(LAST_DAY))))
+    bad = outside if bad is None else bad | outside
+    return pc.if_else(_bools(outside), pa.scalar(None, pa.date32()), dates), bad
+
+
+def _day(day: int):
+    return _arrow(np.array([day], np.int32), pa.int32())[0]
 
 
 def _dates_row_by_row(values) -> tuple[pa.ChunkedArray, np.ndarray]:

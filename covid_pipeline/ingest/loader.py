@@ -117,7 +117,7 @@ def load_cases(
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, INCOMING)))
         conn.execute(_sql("cases_table.sql", table=sql.Identifier(SCHEMA, INCOMING)))
         with (
-            open_csv_member(source, file_name=file_name) as (raw, name),
+            open_csv_member(source, file_name=file_name, log=log) as (raw, name),
             tempfile.TemporaryFile("w+", newline="") as spool,
         ):
             report = LoadReport(name, source_sha256)
@@ -134,8 +134,8 @@ def load_cases(
         report.seconds = time.time() - started
         report.load_id = conn.execute(
             """INSERT INTO covid.loads (run_id, source_url, source_sha256, source_bytes, last_updated, rows_read,
-                                        rows_loaded, rows_rejected, duplicate_rows, started_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s)) RETURNING load_id""",
+                                        rows_loaded, rows_rejected, duplicate_rows, started_at, max_row_drop)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s) RETURNING load_id""",
             (
                 run_id,
                 source_url,
@@ -147,6 +147,7 @@ def load_cases(
                 report.rows_rejected,
                 report.duplicate_rows,
                 started,
+                limits.max_row_drop,
             ),
         ).fetchone()[0]
     return report
@@ -156,7 +157,7 @@ def _copy_records(
     conn, stream: Utf8Stream, chunk_bytes: int, report: LoadReport, rejects_out, log, progress: Progress
 ) -> list[int]:
     """COPY every clean row into the loading table; returns the ids that occurred more than once."""
-    seen = SeenIds()
+    seen, publication_dates = SeenIds(), DateCounts()
     columns = sql.SQL(", ").join(map(sql.Identifier, LOADED_COLUMNS))
     # Binary COPY: the server reads typed values instead of parsing text (a third less of its time).
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
@@ -172,15 +173,16 @@ def _copy_records(
             report.rows_read += cleaned.rows_read
             report.rows_loaded += table.num_rows
             for reject in cleaned.rejects:
-                rejects_out.writerow([reject.line_number, reject.column_name, reject.reason, reject.raw_line])
+                # PostgreSQL's text cannot hold NUL: shown as the symbol for it (U+2400).
+                raw = reject.raw_line.replace("\0", "\u2400")
+                rejects_out.writerow([reject.line_number, reject.column_name, reject.reason, raw])
                 if len(report.sample_rejects) < SAMPLE_REJECTS:
                     report.sample_rejects.append(reject)
             report.rows_rejected += len(cleaned.rejects)
             seen.add(_case_ids(table))
-            chunk_last = pc.max(table.column("last_updated")).as_py()
-            if chunk_last and (report.last_updated is None or chunk_last > report.last_updated):
-                report.last_updated = chunk_last
+            publication_dates.update(table.column("last_updated"))
             progress.tick(load_line, report.rows_read, report.rows_loaded, report.rows_rejected)
+    report.last_updated = publication_dates.most_common()
     report.encoding = stream.encoding
     report.duplicate_rows = seen.duplicate_rows
     report.rows_loaded -= seen.duplicate_rows
@@ -238,8 +240,8 @@ def _with_copy_data(chunks: Iterator[CleanChunk]) -> Iterator[tuple[CleanChunk |
 
 
 def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
-    header_seen = False
-    for chunk in iter_record_chunks(stream, chunk_bytes):
+    header_seen, tail = False, None
+    for chunk, final in _with_last(iter_record_chunks(stream, chunk_bytes)):
         if not header_seen:
             newline = chunk.data.find(b"\n") + 1
             header = chunk.data[:newline]
@@ -251,10 +253,25 @@ def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
             chunk, header_seen = Chunk(data[newline:], 2), True
         else:
             chunk = Chunk(stream.validate(chunk), chunk.first_line)
+        if tail is not None:  # a record the previous chunk could not finish
+            chunk, tail = Chunk(tail.data + chunk.data, tail.first_line), None
         if chunk.data:
-            yield clean_chunk(chunk)
+            cleaned = clean_chunk(chunk, final)
+            tail = cleaned.tail
+            yield cleaned
     if not header_seen:
         raise SourceFormatError(f"{stream.name}: the file is empty (no header, no rows)")
+
+
+def _with_last(chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, bool]]:
+    """Each chunk, and whether it is the file's last."""
+    previous = None
+    for chunk in chunks:
+        if previous is not None:
+            yield previous, False
+        previous = chunk
+    if previous is not None:
+        yield previous, True
 
 
 def _case_ids(table: pa.Table) -> np.ndarray:
@@ -290,6 +307,28 @@ def _replace_rejects(conn, spool) -> None:
 
 def _sql(name: str, **identifiers) -> sql.Composed:
     return sql.SQL(read_sql("covid_pipeline.assets.sql", name)).format(**identifiers)
+
+
+class DateCounts:
+    """How often each ultima_actualizacion occurs: the most common one dates the publication (a few
+    rows with a wrong date, say 2099-12-31, must not move it)."""
+
+    def __init__(self):
+        self._counts: dict[int, int] = {}
+
+    def update(self, dates: pa.ChunkedArray) -> None:
+        counted = pc.value_counts(dates.cast(pa.int32()))
+        for value, count in zip(
+            counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
+        ):
+            if value is not None:
+                self._counts[value] = self._counts.get(value, 0) + count
+
+    def most_common(self) -> date | None:
+        if not self._counts:
+            return None
+        days = max(self._counts, key=lambda day: (self._counts[day], day))
+        return date.fromordinal(date(1970, 1, 1).toordinal() + days)
 
 
 class SeenIds:

@@ -8,7 +8,7 @@ import io
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,35 +19,42 @@ import pyarrow as pa
 from isal import isal_zlib
 
 from covid_pipeline.ingest.errors import SourceFormatError
-from covid_pipeline.ingest.registry_format import SOURCE_NAMES
+from covid_pipeline.ingest.registry_format import CASES_MEMBER, SOURCE_NAMES
 
 CHUNK_BYTES = 8 * 1024 * 1024
 # No real record comes near this: past it, an unbalanced quote is a broken line, not a long field.
 MAX_RECORD_BYTES = 1024 * 1024
 
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+MAGIC_BYTES = (
+    (b"\x1f\x8b", "a gzip file (decompress it with gunzip first)"),
+    (b"BZh", "a bzip2 file (decompress it first)"),
+    (b"\xfd7zXZ\x00", "an xz file (decompress it first)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"%PDF", "a PDF document"),
+)
 HEAD_BYTES = 64 * 1024  # far more than the header line (about 600 bytes)
 
 
 @contextmanager
 def open_csv_member(
-    path: str | Path, member_suffix: str = ".csv", file_name: str | None = None
+    path: str | Path,
+    member_suffix: str = ".csv",
+    file_name: str | None = None,
+    member_name: str = CASES_MEMBER,
+    log: Callable[[str], None] = lambda message: None,
 ) -> Iterator[tuple[BinaryIO, str]]:
     """Open a .csv, or the CSV inside a .zip, as a binary stream (decompressed as it is read).
 
     Yields the stream and a display name such as ``Covid19Casos.zip!Covid19Casos.csv``, built on
     `file_name` (the name the user knows, e.g. the published one) or else the path's own name.
+    Inside a zip, the member called `member_name` is read, else the only CSV (logged).
     """
     path = Path(path)
     name = file_name or path.name
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as stream:
-            if stream.read(4) == b"PK\x03\x04":
-                raise SourceFormatError(
-                    f"{name}: the zip archive is truncated or corrupt (no central directory). "
-                    "The download was probably cut short: fetch it again (re-run raw_csv_s3)."
-                )
-            stream.seek(0)
             yield stream, name
         return
     try:
@@ -55,21 +62,70 @@ def open_csv_member(
     except (zipfile.BadZipFile, OSError) as exc:
         raise SourceFormatError(f"{name}: not a readable zip archive ({exc})") from exc
     with archive:
-        members = [
-            m for m in archive.infolist() if m.filename.lower().endswith(member_suffix) and not m.is_dir()
-        ]
-        if len(members) != 1:
-            names = ", ".join(m.filename for m in archive.infolist()) or "nothing"
+        member = _choose_member(archive, name, member_suffix, member_name, log)
+        if member.flag_bits & 0x1:
             raise SourceFormatError(
-                f"{name}: expected exactly one {member_suffix} file inside the zip, found: {names}"
+                f"{name}: {member.filename} inside the zip is encrypted (password-protected); the registry is "
+                "published without a password. Fetch the official publication again."
             )
-        name = f"{name}!{members[0].filename}"
-        if _InflatedMember.can_read(members[0]):
-            with _InflatedMember(path, members[0], name) as stream:
+        name = f"{name}!{member.filename}"
+        if _InflatedMember.can_read(member):
+            with _InflatedMember(path, member, name) as stream:
                 yield stream, name
             return
-        with archive.open(members[0]) as stream:
+        try:
+            opened = archive.open(member)
+        except (NotImplementedError, RuntimeError, zipfile.BadZipFile) as exc:
+            raise SourceFormatError(f"{name}: cannot be extracted ({exc})") from exc
+        with opened as stream:
             yield _ZipErrorsAsFormatErrors(stream, name), name
+
+
+def _choose_member(archive: zipfile.ZipFile, name: str, suffix: str, wanted: str, log) -> zipfile.ZipInfo:
+    """The registry's own member; else the only CSV. macOS's `__MACOSX/` copies and dot-files never count."""
+    members = [
+        m
+        for m in archive.infolist()
+        if not m.is_dir()
+        and not m.filename.startswith("__MACOSX/")
+        and not Path(m.filename).name.startswith(".")
+        and m.filename.lower().endswith(suffix)
+    ]
+    named = [m for m in members if Path(m.filename).name.lower() == wanted.lower()]
+    if len(named) == 1:
+        return named[0]
+    if len(members) == 1 and not named:
+        log(f"{name}: no {wanted} inside the zip; reading its only CSV, {members[0].filename}")
+        return members[0]
+    names = ", ".join(m.filename for m in archive.infolist()) or "nothing"
+    raise SourceFormatError(
+        f"{name}: expected {wanted} (or a single {suffix} file) inside the zip, found: {names}"
+    )
+
+
+def refuse_foreign_format(head: bytes, name: str) -> None:
+    """Refuse, by its first bytes, a file that is not CSV text at all, saying what it is."""
+    what = sniff(head)
+    if what:
+        raise SourceFormatError(
+            f"{name}: this is {what}, not the registry's CSV. Fetch the official publication again."
+        )
+    if head.startswith(b"PK\x03\x04"):
+        raise SourceFormatError(
+            f"{name}: the zip archive is truncated or corrupt (no central directory). "
+            "The download was probably cut short: fetch it again (re-run raw_csv_s3)."
+        )
+
+
+def sniff(head: bytes) -> str | None:
+    """What a file is, from its magic bytes, when it is something other than text or zip."""
+    for magic, what in MAGIC_BYTES:
+        if head.startswith(magic):
+            return what
+    text = head[:1024].lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")):
+        return "an HTML/XML page (an error or login page served in place of the file?)"
+    return None
 
 
 class _ZipErrorsAsFormatErrors(io.RawIOBase):
@@ -196,10 +252,15 @@ class Utf8Stream:
 
     def _start(self) -> None:
         head = self._raw.read(HEAD_BYTES)  # the BOM, or the whole header line
+        refuse_foreign_format(head, self.name)
         if head.startswith(UTF16_BOMS):
             self._encoding = "utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be"
             self._decoder = codecs.getincrementaldecoder(self._encoding)()
             self._pending = self._decoder.decode(head[2:]).encode("utf-8")
+        elif _utf16_without_bom(head):
+            self._encoding = _utf16_without_bom(head)
+            self._decoder = codecs.getincrementaldecoder(self._encoding)()
+            self._pending = self._decoder.decode(head).encode("utf-8")
         elif head.startswith(codecs.BOM_UTF8):
             self._encoding = "utf-8-sig"
             self._pending = head[3:]
@@ -209,6 +270,12 @@ class Utf8Stream:
             self._pending = self._decoder.decode(head).encode("utf-8")
         else:
             self._pending = head
+        first_line = self._pending.split(b"\n", 1)[0]
+        if b"\r" in first_line.rstrip(b"\r"):
+            raise SourceFormatError(
+                f"{self.name}, line 1: lines end with a lone CR (old Mac line endings), which the registry "
+                "never uses. Convert them to LF (tr '\\r' '\\n' < file > fixed) or fetch the publication again."
+            )
         self._started = True
 
     def read(self, size: int) -> bytes:
@@ -250,6 +317,18 @@ class Utf8Stream:
         if not self._repair_double_encoding:
             return chunk.data
         return repair_double_encoding(text).encode("utf-8")
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 without its BOM: the header's ASCII letters alternate with NUL bytes."""
+    sample = head[:200]
+    if len(sample) < 40 or sample.count(0) < len(sample) // 3:
+        return None
+    if sample[1::2].count(0) > len(sample) // 3:
+        return "utf-16-le"
+    if sample[0::2].count(0) > len(sample) // 3:
+        return "utf-16-be"
+    return None
 
 
 def _is_single_byte_header(header: bytes) -> bool:

@@ -18,13 +18,19 @@ class Column:
     source: str
     target: str
     kind: Kind
+    # The values SISA writes; other case/spacing variants (`confirmado `) are brought to these.
+    canonical: tuple[str, ...] = ()
+    required: bool = False  # an empty value rejects the row
+
+
+FLAG_VALUES = ("SI", "NO")
 
 
 REGISTRY_COLUMNS: tuple[Column, ...] = (
-    Column("id_evento_caso", "case_id", Kind.ID),
-    Column("sexo", "sex", Kind.TEXT),
+    Column("id_evento_caso", "case_id", Kind.ID, required=True),
+    Column("sexo", "sex", Kind.TEXT, ("F", "M", "NR")),
     Column("edad", "age_years", Kind.INT),
-    Column("edad_años_meses", "age_unit", Kind.AGE_UNIT),
+    Column("edad_años_meses", "age_unit", Kind.AGE_UNIT, ("Años", "Meses")),
     Column("residencia_pais_nombre", "residence_country", Kind.TEXT),
     Column("residencia_provincia_nombre", "residence_province", Kind.TEXT),
     Column("residencia_departamento_nombre", "residence_department", Kind.TEXT),
@@ -33,19 +39,25 @@ REGISTRY_COLUMNS: tuple[Column, ...] = (
     Column("fecha_apertura", "opened_date", Kind.DATE),
     Column("sepi_apertura", "epi_week", Kind.INT),
     Column("fecha_internacion", "hospitalized_date", Kind.DATE),
-    Column("cuidado_intensivo", "icu", Kind.FLAG),
+    Column("cuidado_intensivo", "icu", Kind.FLAG, FLAG_VALUES),
     Column("fecha_cui_intensivo", "icu_date", Kind.DATE),
-    Column("fallecido", "deceased", Kind.FLAG),
+    Column("fallecido", "deceased", Kind.FLAG, FLAG_VALUES),
     Column("fecha_fallecimiento", "death_date", Kind.DATE),
-    Column("asistencia_respiratoria_mecanica", "ventilated", Kind.FLAG),
+    Column("asistencia_respiratoria_mecanica", "ventilated", Kind.FLAG, FLAG_VALUES),
     Column("carga_provincia_id", "reporting_province_id", Kind.INT),
-    Column("origen_financiamiento", "funding", Kind.TEXT),
+    Column("origen_financiamiento", "funding", Kind.TEXT, ("Público", "Privado")),
     Column("clasificacion", "classification", Kind.TEXT),
-    Column("clasificacion_resumen", "classification_summary", Kind.TEXT),
+    Column(
+        "clasificacion_resumen",
+        "classification_summary",
+        Kind.TEXT,
+        ("Confirmado", "Descartado", "Sospechoso"),
+    ),
     Column("residencia_provincia_id", "residence_province_id", Kind.INT),
     Column("fecha_diagnostico", "diagnosis_date", Kind.DATE),
     Column("residencia_departamento_id", "residence_department_id", Kind.INT),
-    Column("ultima_actualizacion", "last_updated", Kind.DATE),
+    # Every row of a publication carries its date: an empty one is a line cut short.
+    Column("ultima_actualizacion", "last_updated", Kind.DATE, required=True),
 )
 
 SOURCE_NAMES: tuple[str, ...] = tuple(c.source for c in REGISTRY_COLUMNS)
@@ -53,6 +65,14 @@ TARGET_NAMES: tuple[str, ...] = tuple(c.target for c in REGISTRY_COLUMNS)
 
 # The loaded table also keeps where each row came from (duplicates keep the last line).
 LOADED_COLUMNS: tuple[str, ...] = (*TARGET_NAMES, "source_line")
+
+# Text columns with a fixed set of values: values outside it are kept and reported by a check.
+CATEGORICAL_COLUMNS: tuple[Column, ...] = tuple(
+    c for c in REGISTRY_COLUMNS if c.kind is Kind.TEXT and c.canonical
+)
+
+# Dates outside these years are typing errors (`0000-01-01`, `20200-...`), not dates of the epidemic.
+FIRST_YEAR, LAST_YEAR = 1900, 2100
 
 # The name of the member inside SISA's zip.
 CASES_MEMBER = "Covid19Casos.csv"

@@ -3,6 +3,8 @@
 One resource, so the load's gate (which keeps the previous tables when a file looks damaged) and the
 asset checks shown in the UI judge by the same numbers. Each field can be set by the env var
 COVID_<FIELD NAME> (e.g. COVID_MAX_ROW_DROP=0.5): thresholds are not secrets, so they show in the UI.
+A value that is not a fraction between 0 and 1 (say `10%`) stops the code location from loading with a
+message naming the variable.
 """
 
 import os
@@ -35,6 +37,11 @@ class QualityResource(ConfigurableResource):
         description="warn when more than this fraction of cases has a department code georef does not know "
         "(0, 'SIN ESPECIFICAR', counted apart; CABA's comunas and Tierra del Fuego never match)",
     )
+    max_reference_row_drop: float = Field(
+        default=0.05,
+        description="refuse a georef provinces/departments file with this fraction fewer rows than the table "
+        "it would replace (a header-only or truncated download); 1.0 accepts any drop",
+    )
     earliest_date: str = Field(default="2020-01-01", description="no case date of the registry is older")
 
     @property
@@ -46,7 +53,35 @@ class QualityResource(ConfigurableResource):
         """The defaults, overridden by the COVID_<FIELD> env vars that are set."""
         overrides = {}
         for name, field in cls.model_fields.items():
-            value = os.environ.get(f"COVID_{name.upper()}")
+            variable = f"COVID_{name.upper()}"
+            value = os.environ.get(variable)
             if value:
-                overrides[name] = field.annotation(value)
+                overrides[name] = _setting(variable, value, field.annotation, field.description)
         return cls(**overrides)
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value its setting cannot take."""
+
+
+def _setting(variable: str, value: str, kind: type, description: str | None):
+    if kind is str:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise SettingError(
+                f"{variable}={value!r} is not a date: write it as YYYY-MM-DD ({description})."
+            ) from None
+        return value
+    try:
+        number = kind(value)
+    except ValueError:
+        raise SettingError(
+            f"{variable}={value!r} is not a number: write a fraction between 0 and 1, e.g. 0.1 for 10% "
+            f"({description})."
+        ) from None
+    if not 0 <= number <= 1:
+        raise SettingError(
+            f"{variable}={value!r} is out of range: write a fraction between 0 and 1 ({description})."
+        )
+    return number

@@ -17,6 +17,7 @@ import urllib3
 from dagster import ConfigurableResource, get_dagster_logger
 from pydantic import Field
 
+from covid_pipeline.ingest.reader import sniff
 from covid_pipeline.progress import INTERVAL_SECONDS, Progress, download_line
 
 OFFICIAL_CASES_URL = "https://sisa.msal.gov.ar/datos/descargas/covid-19/files/Covid19Casos.zip"
@@ -27,6 +28,7 @@ OFFICIAL_DEPARTMENTS_URL = (
     "https://infra.datos.gob.ar/catalog/modernizacion/dataset/7/distribution/7.8/download/departamentos.csv"
 )
 SOURCE_NAMES = ("cases", "provinces", "departments")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
 BLOCK = 1024 * 1024
 
 
@@ -47,6 +49,7 @@ class Fetched:
     size: int
     etag: str | None = None
     last_modified: str | None = None
+    content_type: str | None = None
 
     @property
     def extension(self) -> str:
@@ -98,10 +101,19 @@ class SourcesResource(ConfigurableResource):
             if not path.is_file():
                 raise DownloadError(f"{name}: {path} does not exist (check the {name} URL setting)")
             digest = _copy_hashing(path, target, name, self.progress_seconds)
-            return Fetched(name, url, target, digest, target.stat().st_size)
-        return _download(
-            name, url, target, self.retries, self.backoff_seconds, self.timeout_seconds, self.progress_seconds
-        )
+            fetched = Fetched(name, url, target, digest, target.stat().st_size)
+        else:
+            fetched = _download(
+                name,
+                url,
+                target,
+                self.retries,
+                self.backoff_seconds,
+                self.timeout_seconds,
+                self.progress_seconds,
+            )
+        validate(fetched)
+        return fetched
 
     def probe(self, name: str) -> Probe:
         url = self.url_of(name)
@@ -155,7 +167,7 @@ def _download(
     log = get_dagster_logger()
     progress = Progress(log.info, progress_seconds)
     digest, received, validator, expected = hashlib.sha256(), 0, None, None
-    etag = last_modified = None
+    etag = last_modified = content_type = None
     attempt = 0
     with open(target, "wb") as out:
         while True:
@@ -175,6 +187,7 @@ def _download(
                         digest, received = hashlib.sha256(), 0
                         etag = response.headers.get("ETag")
                         last_modified = response.headers.get("Last-Modified")
+                        content_type = response.headers.get("Content-Type")
                         length = response.headers.get("Content-Length")
                         expected = int(length) if length and length.isdigit() else None
                         # Resuming is safe only against the same publication: a strong validator.
@@ -214,4 +227,20 @@ def _download(
                 wait = backoff * 2 ** (attempt - 1)
                 log.warning(f"{name}: {exc}; retrying in {wait:.1f}s (attempt {attempt + 1} of {retries})")
                 time.sleep(wait)
-    return Fetched(name, url, target, digest.hexdigest(), received, etag, last_modified)
+    return Fetched(name, url, target, digest.hexdigest(), received, etag, last_modified, content_type)
+
+
+def validate(fetched: Fetched) -> None:
+    """Refuse a download that is not the publication, before it is stored as one: an HTML page served
+    with status 200 (an error or login page), or a file whose first bytes say it is something else."""
+    where = f"{fetched.name}: {fetched.url}"
+    if fetched.content_type and fetched.content_type.split(";")[0].strip().lower() in HTML_TYPES:
+        raise DownloadError(
+            f"{where} answered with a web page ({fetched.content_type}), not the file: the publication moved "
+            "or the server shows an error page. Check the URL in a browser; nothing was stored."
+        )
+    with open(fetched.path, "rb") as file:
+        head = file.read(4096)
+    what = "an empty file" if not head else sniff(head)
+    if what:
+        raise DownloadError(f"{where} is {what}, not the publication. Check the URL; nothing was stored.")

@@ -74,14 +74,42 @@ def migrate(url: str) -> None:
         conn.execute(read_sql("covid_pipeline.resources", "warehouse.sql"))
 
 
+# A reader of a view locks the view, then what it reads; dropping the table first would lock in the opposite
+# order and deadlock with such a reader (the reader being the one chosen to fail). So the views are dropped first,
+# outermost first, then the table. A reader whose query locks in yet another order can still close a cycle: the
+# swap then waits a bounded time for each lock (a savepoint, retried), well under the server's deadlock_timeout
+# (1 s), so the swap gives way, not the reader.
+SWAP_LOCK_TIMEOUTS_MS = (50, 100, 200, 400, 800, None)  # None: the last attempt waits as long as it takes
+
+
 def swap_in(conn: psycopg.Connection, schema: str, incoming: str, target: str) -> None:
     """Replace `schema.target` by `schema.incoming` inside the caller's transaction.
 
-    Readers keep seeing the old table until the transaction commits. Views that depend on the old
-    table are recreated on the new one with their definitions, and the incoming table's indexes
+    Readers keep seeing the old table until the transaction commits. The old table's SELECT grants are
+    given to the new one. Views that depend on the old table are recreated on the new one with their
+    definitions and grants, and the incoming table's indexes
     and constraints are renamed to the target's names so the next load can reuse the loading names.
     """
+    [(previous_timeout,)] = conn.execute("SELECT current_setting('lock_timeout')").fetchall()
+    for timeout_ms in SWAP_LOCK_TIMEOUTS_MS:
+        try:
+            with conn.transaction():  # a savepoint: a lock not granted in time undoes the swap alone
+                if timeout_ms is not None:
+                    conn.execute(f"SET LOCAL lock_timeout = '{timeout_ms}ms'")
+                _swap(conn, schema, incoming, target)
+                conn.execute("SELECT set_config('lock_timeout', %s, true)", (previous_timeout,))
+            return
+        except psycopg.errors.LockNotAvailable:
+            continue
+
+
+def _swap(conn: psycopg.Connection, schema: str, incoming: str, target: str) -> None:
     views = _dependent_views(conn, schema, target)
+    # SELECT grants on the table itself carry over too (reporting marts are read by metabase_reader)
+    for statement in _grants_from_acl(schema, incoming, _acl(conn, schema, target)):
+        conn.execute(statement)
+    for view_schema, view_name, _, _ in reversed(views):
+        conn.execute(sql.SQL("DROP VIEW IF EXISTS {} CASCADE").format(sql.Identifier(view_schema, view_name)))
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(schema, target)))
     conn.execute(
         sql.SQL("ALTER TABLE {} RENAME TO {}").format(
@@ -131,6 +159,13 @@ def _dependent_views(conn, schema: str, table: str) -> list[tuple[str, str, str,
         {"qualified": f'"{schema}"."{table}"'},
     ).fetchall()
     return [(s, n, d, _grants_from_acl(s, n, acl or [])) for s, n, d, acl, _ in rows]
+
+
+def _acl(conn, schema: str, table: str) -> list[str]:
+    row = conn.execute(
+        "SELECT relacl::text[] FROM pg_class WHERE oid = to_regclass(%s)", (f'"{schema}"."{table}"',)
+    ).fetchone()
+    return (row and row[0]) or []
 
 
 def _grants_from_acl(schema: str, name: str, acl: list[str]) -> list[sql.Composed]:

@@ -8,7 +8,7 @@ CREATE TABLE IF NOT EXISTS covid.loads (
     source_url       text,
     source_sha256    text        NOT NULL,
     source_bytes     bigint      NOT NULL,
-    last_updated     date,                 -- max(ultima_actualizacion) of the file
+    last_updated     date,                 -- the file's most common ultima_actualizacion: its publication date
     rows_read        bigint      NOT NULL,
     rows_loaded      bigint      NOT NULL,
     rows_rejected    bigint      NOT NULL,
@@ -16,6 +16,9 @@ CREATE TABLE IF NOT EXISTS covid.loads (
     started_at       timestamptz NOT NULL,
     finished_at      timestamptz NOT NULL DEFAULT now()
 );
+
+-- The row drop the load's gate allowed (COVID_MAX_ROW_DROP): an accepted load is the next one's baseline.
+ALTER TABLE covid.loads ADD COLUMN IF NOT EXISTS max_row_drop double precision;
 
 -- Rows of the current load that were not loaded, and why (replaced with every load).
 CREATE TABLE IF NOT EXISTS covid.rejected_cases (

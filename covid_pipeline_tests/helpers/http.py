@@ -34,7 +34,11 @@ class LoopbackServer(LoopbackHTTPServer):
 
     - `cut_after[name] = (n_bytes, times)`: close the connection after n bytes, `times` times.
     - `ranges = False`: ignore Range requests (answer 200 with the whole file).
+    - `republish_after_cut[name] = data`: the publication changes right after a cut (before the next attempt).
+    - `bare = True`: say nothing about the files (no ETag, Last-Modified or Content-Length).
     - `throttle = (n_bytes, seconds)`: send the body n bytes at a time, pausing between pieces (a slow link).
+    A resume (Range) must carry If-Range, or it is refused (412): a client that resumes without it could splice
+    two publications. With an If-Range that no longer matches, the whole new file is sent (200), as RFC 9110 says.
     """
 
     def __init__(self, root: Path):
@@ -42,6 +46,8 @@ class LoopbackServer(LoopbackHTTPServer):
         self.root.mkdir(parents=True, exist_ok=True)
         self.cut_after: dict[str, tuple[int, int]] = {}
         self.ranges = True
+        self.republish_after_cut: dict[str, bytes] = {}
+        self.bare = False
         self.throttle: tuple[int, float] | None = None
         self.requests: list[tuple[str, str, dict]] = []
         super().__init__(self._handler())
@@ -76,13 +82,19 @@ class LoopbackServer(LoopbackHTTPServer):
                 data = path.read_bytes()
                 etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
                 start, status = 0, 200
+                last_modified = formatdate(path.stat().st_mtime, usegmt=True)
                 wanted = self.headers.get("Range")
-                if wanted and server.ranges and self.headers.get("If-Range") in (None, etag):
-                    start, status = int(wanted.split("=")[1].split("-")[0]), 206
+                if wanted and server.ranges:
+                    if self.headers.get("If-Range") is None:
+                        self.send_error(412, "a resume must say which version it continues (If-Range)")
+                        return
+                    if self.headers["If-Range"] in (etag, last_modified):
+                        start, status = int(wanted.split("=")[1].split("-")[0]), 206
                 self.send_response(status)
-                self.send_header("Content-Length", str(len(data) - start))
-                self.send_header("ETag", etag)
-                self.send_header("Last-Modified", formatdate(path.stat().st_mtime, usegmt=True))
+                if not server.bare:
+                    self.send_header("Content-Length", str(len(data) - start))
+                    self.send_header("ETag", etag)
+                    self.send_header("Last-Modified", last_modified)
                 if server.ranges:
                     self.send_header("Accept-Ranges", "bytes")
                 if status == 206:
@@ -97,6 +109,8 @@ class LoopbackServer(LoopbackHTTPServer):
                     self.wfile.write(payload[:cut])
                     self.wfile.flush()
                     self.close_connection = True
+                    if name in server.republish_after_cut:
+                        path.write_bytes(server.republish_after_cut.pop(name))
                     return
                 if server.throttle:
                     size, pause = server.throttle

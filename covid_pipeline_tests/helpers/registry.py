@@ -74,6 +74,12 @@ def count_independently(path: Path) -> dict:
     return totals
 
 
+def read_records(path: Path) -> list[dict]:
+    """The records of a UTF-8 registry (.csv or .zip) as the csv module reads them, for recounting."""
+    with _open_text(path) as handle:
+        return list(csv.DictReader(handle))
+
+
 def _open_text(path: Path):
     if zipfile.is_zipfile(path):
         archive = zipfile.ZipFile(path)

@@ -1,8 +1,12 @@
--- Dates before the start of the epidemic (the quality resource's earliest_date) or after the file's own
--- ultima_actualizacion (as its load recorded it), column by column, in one scan of covid.cases.
-WITH bounds AS (
+-- Dates before the start of the epidemic (the quality resource's earliest_date) or after the publication's
+-- date, column by column, in one scan of covid.cases. The publication's date is its most common
+-- ultima_actualizacion (as its load recorded it), never later than the day the file was loaded: a few
+-- rows dated 2099 must not lift the bound and let future dates pass.
+WITH latest_load AS (
+    SELECT last_updated, started_at FROM covid.loads ORDER BY load_id DESC LIMIT 1
+), bounds AS (
     SELECT %(earliest)s::date AS earliest,
-           coalesce((SELECT last_updated FROM covid.loads ORDER BY load_id DESC LIMIT 1), current_date) AS latest
+           coalesce((SELECT least(last_updated, started_at::date) FROM latest_load), current_date) AS latest
 )
 SELECT min(bounds.earliest) AS earliest, min(bounds.latest) AS latest,
        count(symptom_onset_date)                                            AS fecha_inicio_sintomas_dated,

@@ -1,6 +1,6 @@
 -- reporting.confirmed_per_month: confirmed cases per month of notification, and each month's share of all
 -- confirmed cases (percent). Months without cases between the first and the last appear with 0.
-CREATE VIEW reporting.confirmed_per_month AS
+CREATE TABLE {table} AS
 WITH monthly AS (
     SELECT date_trunc('month', date)::date AS month, sum(confirmed) AS confirmed
       FROM covid.daily_aggregates

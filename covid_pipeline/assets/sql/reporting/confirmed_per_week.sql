@@ -5,7 +5,7 @@
 -- The previous-week figures come from the full series, so the first week shown has a change too.
 -- The last week is usually cut short by the reference date: complete_week says whether all its seven days
 -- are in the data.
-CREATE VIEW reporting.confirmed_per_week AS
+CREATE TABLE {table} AS
 WITH ref AS (
     SELECT reference_date, last_two_months_start FROM reporting.latest_update
 ), weekly AS (

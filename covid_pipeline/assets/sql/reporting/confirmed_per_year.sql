@@ -1,6 +1,6 @@
 -- reporting.confirmed_per_year: confirmed cases per calendar year of notification (fecha_apertura).
 -- Cases without a notification date are not counted in any time series.
-CREATE VIEW reporting.confirmed_per_year AS
+CREATE TABLE {table} AS
 SELECT extract(year FROM date)::integer AS year,
        sum(confirmed)::bigint          AS confirmed
   FROM covid.daily_aggregates

@@ -1,7 +1,7 @@
 -- reporting.epidemic_curve: the national epidemic curve, per day: confirmed cases by notification date and
 -- deaths of confirmed cases by date of death, with their 7-day averages (the day and the six before, divided by 7).
 -- The daily counts are the provinces' (see epidemic_curve_by_province: same days, same exclusions) added up.
-CREATE VIEW reporting.epidemic_curve AS
+CREATE TABLE {table} AS
 WITH daily AS (
     SELECT date, sum(confirmed) AS confirmed, sum(deaths) AS deaths
       FROM reporting.epidemic_curve_by_province

@@ -4,7 +4,7 @@
 -- is listed for every province that has any case, with 0 on days without one, so the averages are true averages.
 -- Deaths dated before the first notification or after the registry's ultima_actualizacion are typing errors and
 -- are left out (case_fatality_by_province still counts them). An empty province is 99, SIN ESPECIFICAR: "Unknown".
-CREATE VIEW reporting.epidemic_curve_by_province AS
+CREATE TABLE {table} AS
 WITH span AS (
     SELECT first_date, greatest(coalesce(last_updated, reference_date), reference_date) AS last_date
       FROM reporting.latest_update
@@ -15,11 +15,10 @@ WITH span AS (
      GROUP BY 1, 2
     HAVING sum(confirmed) > 0
 ), deaths AS (
-    SELECT cases.death_date AS date, coalesce(cases.residence_province_id, 99) AS province_id, count(*) AS deaths
-      FROM covid.cases, span
-     WHERE cases.classification_summary = 'Confirmado'
-       AND cases.deceased
-       AND cases.death_date BETWEEN span.first_date AND span.last_date
+    SELECT breakdown.death_date AS date, breakdown.death_province_id AS province_id, sum(breakdown.confirmed) AS deaths
+      FROM covid.case_breakdown AS breakdown, span
+     WHERE breakdown.death_province_id IS NOT NULL
+       AND breakdown.death_date BETWEEN span.first_date AND span.last_date
      GROUP BY 1, 2
 ), places AS (
     SELECT province_id FROM confirmed UNION SELECT province_id FROM deaths

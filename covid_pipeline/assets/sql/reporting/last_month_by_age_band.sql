@@ -2,24 +2,19 @@
 -- (0-19, 20-39, 40-59, 60-79, 80+, and Unknown when the age was not published).
 -- "Last month" is (reference_date - 1 month, reference_date], reference_date being the latest notification date
 -- in the data, not today (see latest_update). Ages are whole years (babies' ages in months count as 0).
--- Every band is listed, with 0 when it has no case.
-CREATE VIEW reporting.last_month_by_age_band AS
+-- Every band is listed, with 0 when it has no case. Read from covid.case_breakdown.
+CREATE TABLE {table} AS
 WITH period AS (
     SELECT last_month_start AS period_start, reference_date AS period_end FROM reporting.latest_update
 ), bands(age_band, min_age, max_age, sort_order) AS (
     VALUES ('0-19', 0, 19, 1), ('20-39', 20, 39, 2), ('40-59', 40, 59, 3), ('60-79', 60, 79, 4),
            ('80+', 80, NULL, 5), ('Unknown', NULL, NULL, 6)
 ), counts AS (
-    SELECT CASE WHEN cases.age_years IS NULL THEN 'Unknown'
-                WHEN cases.age_years < 20 THEN '0-19'
-                WHEN cases.age_years < 40 THEN '20-39'
-                WHEN cases.age_years < 60 THEN '40-59'
-                WHEN cases.age_years < 80 THEN '60-79'
-                ELSE '80+' END AS age_band,
-           count(*)            AS confirmed
-      FROM covid.cases, period
-     WHERE cases.classification_summary = 'Confirmado'
-       AND cases.opened_date BETWEEN period.period_start AND period.period_end
+    SELECT coalesce(bands.age_band, 'Unknown') AS age_band, sum(breakdown.confirmed) AS confirmed
+      FROM covid.case_breakdown AS breakdown
+     CROSS JOIN period
+      LEFT JOIN bands ON bands.min_age = breakdown.age_band_start
+     WHERE breakdown.opened_date BETWEEN period.period_start AND period.period_end
      GROUP BY 1
 )
 SELECT period.period_start,

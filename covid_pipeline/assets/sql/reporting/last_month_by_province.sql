@@ -2,7 +2,7 @@
 -- "Last month" is (reference_date - 1 month, reference_date], reference_date being the latest notification date
 -- in the data, not today (see latest_update). Names are georef's; residencia_provincia_id 99 (SIN ESPECIFICAR)
 -- and any id georef does not know are "Unknown". Only provinces with at least one case are listed.
-CREATE VIEW reporting.last_month_by_province AS
+CREATE TABLE {table} AS
 WITH period AS (
     SELECT last_month_start AS period_start, reference_date AS period_end FROM reporting.latest_update
 ), counts AS (

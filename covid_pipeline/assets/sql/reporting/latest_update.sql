@@ -1,4 +1,5 @@
 -- reporting.latest_update: how current the data is (one row). The original analysis: "ultima_actualizacion".
+-- (covid.daily_aggregates' dates are the cases' fecha_apertura: the same dates without a scan of every case.)
 --   last_updated      the registry's own ultima_actualizacion, as recorded by the load that produced covid.cases
 --                     (covid.loads is written in the same transaction, and reading it avoids a scan of every case)
 --   reference_date    the latest notification date (fecha_apertura) in covid.cases. Every "last month" and
@@ -10,11 +11,11 @@
 --                     the first days of "the last month" and "the last two months": the windows
 --                     (reference_date - 1 month, reference_date] and (reference_date - 2 months, reference_date],
 --                     defined here once for every view that uses them
-CREATE VIEW reporting.latest_update AS
+CREATE TABLE {table} AS
 WITH dates AS (
     SELECT (SELECT last_updated FROM covid.loads ORDER BY load_id DESC LIMIT 1) AS last_updated,
-           (SELECT max(opened_date) FROM covid.cases)                          AS reference_date,
-           (SELECT min(opened_date) FROM covid.cases)                          AS first_date
+           (SELECT max(date) FROM covid.daily_aggregates)                      AS reference_date,
+           (SELECT min(date) FROM covid.daily_aggregates)                      AS first_date
 )
 SELECT last_updated,
        reference_date,

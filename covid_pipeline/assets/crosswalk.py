@@ -1,0 +1,127 @@
+"""department_crosswalk: registry (province, department) codes -> georef department ids.
+
+The code join (province * 1000 + department) everywhere, replaced by the exceptions of
+data/department_crosswalk.yaml (CABA's comunas, Tierra del Fuego's old codes, Chascomús), whose sources and
+reasons that file gives. Built from covid.departments as loaded, so the release-dependent exceptions
+(Chascomús) resolve against the georef release in the warehouse.
+"""
+
+import unicodedata
+from functools import cache
+from importlib.resources import files
+
+import yaml
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from psycopg import sql
+
+from covid_pipeline.assets.failures import failures_for_people
+from covid_pipeline.assets.reference import departments
+from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.resources.warehouse import WarehouseResource, read_sql, swap_in
+
+MAPPING_FILE = "department_crosswalk.yaml"
+TABLE, INCOMING = "department_crosswalk", "department_crosswalk__incoming"
+
+
+@cache
+def mapping() -> dict:
+    """The exceptions file, as shipped in covid_pipeline/data/."""
+    return yaml.safe_load(files("covid_pipeline").joinpath("data", MAPPING_FILE).read_text(encoding="utf-8"))
+
+
+def same_name(a: str, b: str) -> bool:
+    """Names equal but for case and accents (georef writes "Río Grande", registries "RIO GRANDE")."""
+
+    def plain(text: str) -> str:
+        return "".join(
+            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+        ).casefold()
+
+    return plain(a).strip() == plain(b).strip()
+
+
+def crosswalk_rows(
+    georef: dict[int, tuple[int, str]], rules: dict | None = None
+) -> list[tuple[int, int, int, str]]:
+    """(province_id, department_id, georef_department_id, reason) rows for georef's departments.
+
+    `georef` maps each georef department id to its (province_id, name). An exception whose georef ids
+    are all missing, or whose department georef names otherwise, refuses the build: a renumbered release
+    must be looked at, not guessed.
+    """
+    rules = rules or mapping()
+    reasons = rules["reasons"]
+    rows = {
+        (province_id, georef_id % 1000): (georef_id, reasons["code"])
+        for georef_id, (province_id, _) in georef.items()
+        if province_id not in rules["mapped_provinces"]
+    }
+    for rule in rules["exceptions"]:
+        found = [g for g in rule["georef"] if g in georef]
+        where = f"{MAPPING_FILE}: province {rule['province_id']}, department {rule['department_id']}"
+        if not found:
+            raise SourceFormatError(
+                f"{where}: none of the georef departments {rule['georef']} is in covid.departments; "
+                "the georef release renumbered it: update the mapping file"
+            )
+        name = georef[found[0]][1]
+        if not same_name(name, rule["name"]):
+            raise SourceFormatError(
+                f"{where}: georef department {found[0]} is {name!r}, not {rule['name']!r}; "
+                "the georef release renumbered it: update the mapping file"
+            )
+        rows[(rule["province_id"], rule["department_id"])] = (found[0], reasons[rule["reason"]])
+    return [(p, d, g, reason) for (p, d), (g, reason) in sorted(rows.items())]
+
+
+def create_table(conn, name: str) -> None:
+    conn.execute(
+        sql.SQL(read_sql("covid_pipeline.assets.sql", "department_crosswalk_table.sql")).format(
+            table=sql.Identifier("covid", name)
+        )
+    )
+
+
+def ensure_department_crosswalk(conn) -> None:
+    """An empty crosswalk where none was built yet (aggregates built alone place nothing, and say so)."""
+    if conn.execute("SELECT to_regclass('covid.department_crosswalk') IS NULL").fetchone()[0]:
+        create_table(conn, TABLE)
+
+
+def build_department_crosswalk(conn) -> dict[str, int]:
+    """Rebuild covid.department_crosswalk from covid.departments in the caller's transaction."""
+    georef = {
+        department_id: (province_id, name)
+        for department_id, province_id, name in conn.execute(
+            "SELECT department_id, province_id, name FROM covid.departments"
+        )
+    }
+    rows = crosswalk_rows(georef)
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("covid", INCOMING)))
+    create_table(conn, INCOMING)
+    with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(sql.Identifier("covid", INCOMING))) as copy:
+        for row in rows:
+            copy.write_row(row)
+    swap_in(conn, "covid", INCOMING, TABLE)
+    by_reason: dict[str, int] = {}
+    for *_, reason in rows:
+        by_reason[reason] = by_reason.get(reason, 0) + 1
+    return by_reason
+
+
+@asset(
+    deps=[departments],
+    group_name="reference",
+    kinds={"postgres"},
+    description="covid.department_crosswalk(province_id, department_id, georef_department_id, reason): "
+    "where each registry department lands in georef (code join + data/department_crosswalk.yaml).",
+)
+def department_crosswalk(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    with failures_for_people("covid.department_crosswalk was left as it was."), warehouse.connect() as conn:
+        by_reason = build_department_crosswalk(conn)
+    total = sum(by_reason.values())
+    context.log.info(f"covid.department_crosswalk: {total} registry codes placed on georef departments")
+    table = ["| rule | codes |", "|---|---:|"] + [f"| {r} | {n} |" for r, n in by_reason.items()]
+    return MaterializeResult(
+        metadata={"dagster/row_count": MetadataValue.int(total), "rules": MetadataValue.md("\n".join(table))}
+    )
