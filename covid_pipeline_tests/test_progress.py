@@ -36,10 +36,28 @@ def test_a_slow_download_logs_bytes_rate_and_eta(http_server, tmp_path, caplog):
     assert len(lines) >= 2 and all(lines), [r.getMessage() for r in caplog.records]
     done = [numbers(m)[0] for m in lines]
     assert done == sorted(done) and done[-1] <= len(data) / 1e6
+    percents = []
     for match in lines:
-        megabytes, total, percent, rate = numbers(match)
-        assert total == round(len(data) / 1e6, 1) and rate > 0
-        assert percent == int(100 * megabytes / total) or abs(percent - 100 * megabytes / total) <= 1
+        _, total, percent, rate = numbers(match)
+        assert total == round(len(data) / 1e6, 1) and rate > 0 and 0 <= percent < 100
+        percents.append(percent)
+    assert percents == sorted(percents)
+
+
+def test_a_download_of_unannounced_size_logs_bytes_and_rate(http_server, tmp_path, caplog):
+    data = bytes(range(256)) * 4096 * 2
+    url = http_server.publish("Covid19Casos.zip", data)
+    http_server.bare, http_server.throttle = True, (256 * 1024, 0.1)  # no Content-Length: no ETA either
+
+    with caplog.at_level(logging.INFO):
+        fetched = SourcesResource(cases_url=url, progress_seconds=0.3).fetch("cases", tmp_path)
+
+    assert fetched.size == len(data)
+    lines = [r.getMessage() for r in caplog.records if PREFIX in r.getMessage()]
+    assert lines and all(
+        re.search(rf"{PREFIX} cases: [\d.,]+ MB \(size not announced\), [\d.,]+ MB/s$", line)
+        for line in lines
+    ), lines
 
 
 def test_a_load_logs_rows_read_loaded_rejected_and_rate(tmp_path, warehouse_url):
