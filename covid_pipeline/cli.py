@@ -94,7 +94,23 @@ def dev(args: argparse.Namespace) -> int:
     command += ["--port", str(args.port), "--host", args.host]
     # A shell's background job starts with Ctrl-C ignored, and Dagster maps SIGTERM onto it: restore it.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Started from the instance's folder: from the repo's root, Dagster would warn that the dagster.yaml it
+    # finds there is not the instance's (it is the same settings, copied into the instance).
+    absolute_local_paths()
+    os.chdir(home)
     os.execv(sys.executable, command)
+
+
+LOCAL_PATH_SETTINGS = ("COVID_CASES_URL", "COVID_PROVINCES_URL", "COVID_DEPARTMENTS_URL", "COVID_RAW_STORE")
+LOCAL_PATH_SETTINGS += ("COVID_REPORTS_STORE", "COVID_HOME")
+
+
+def absolute_local_paths() -> None:
+    """Settings given as relative paths keep meaning the same files once the working folder changes."""
+    for name in LOCAL_PATH_SETTINGS:
+        value = os.environ.get(name)
+        if value and "://" not in value and not os.path.isabs(value):
+            os.environ[name] = os.path.abspath(value)
 
 
 def dagster_home(args: argparse.Namespace) -> int:
@@ -134,6 +150,7 @@ def summary() -> str:
                 "covid.daily_aggregates",
                 "covid.provinces",
                 "covid.departments",
+                "covid.department_crosswalk",
             )
         }
     lines = [f"Warehouse: {warehouse.describe()}"] + [

@@ -11,7 +11,6 @@ import jinja2
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 from psycopg.rows import dict_row
 
-from covid_pipeline.assets import charts
 from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.reporting import MARTS, key_of
 from covid_pipeline.resources.stores import StoreResource
@@ -62,15 +61,24 @@ def load_analyses(conn) -> dict[str, list[dict]]:
     return {name: cursor.execute(query).fetchall() for name, query in QUERIES.items()}
 
 
+def _charts():
+    """The chart module, imported by the report step alone: matplotlib is a quarter of the definitions'
+    import time, which every process that loads them (CLI, webserver, daemon, run worker) would pay."""
+    from covid_pipeline.assets import charts
+
+    return charts
+
+
 def _confirmed_by(label: str):
     """Draws confirmed cases per category, the category's name taken from column `label`."""
-    return lambda rows: charts.horizontal_bars(
+    return lambda rows: _charts().horizontal_bars(
         [r[label] for r in rows], [r["confirmed"] for r in rows], "confirmed cases"
     )
 
 
 def build_charts(data: dict[str, list[dict]]) -> dict[str, str | None]:
     """Base64 PNGs by name; None where there is nothing to draw."""
+    charts = _charts()
 
     def when(rows, draw):
         return draw(rows) if rows and any(r.get("confirmed") for r in rows) else None
