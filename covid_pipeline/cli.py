@@ -154,7 +154,7 @@ def summary() -> str:
             )
         }
     lines = [f"Warehouse: {warehouse.describe()}"] + [
-        f"  {table:<24} {n:>10,} rows" for table, n in counts.items()
+        f"  {table:<28} {n:>10,} rows" for table, n in counts.items()
     ]
     return "\n".join(lines)
 

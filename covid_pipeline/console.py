@@ -14,7 +14,7 @@ class StepLines:
 
     def __init__(self, write: Callable[[str], None]):
         self.write = write
-        self.rows: dict[str, list[str]] = defaultdict(list)
+        self.rows: dict[str, list[int]] = defaultdict(list)
         self.checks: dict[str, list[str]] = defaultdict(list)
 
     def on_event(self, entry: EventLogEntry) -> None:
@@ -26,14 +26,14 @@ class StepLines:
         step, data = event.step_key, event.event_specific_data
         if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
             if rows := data.materialization.metadata.get("dagster/row_count"):
-                self.rows[step].append(f"{rows.value:,} rows")
+                self.rows[step].append(rows.value)
         elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             self.checks[step].append(
                 "" if data.passed else f"{data.check_name} {data.severity.value.lower()}"
             )
         elif event.event_type == DagsterEventType.STEP_SUCCESS:
             self.write(
-                f"  ok     {step:<24} {data.duration_ms / 1000:5.1f} s  {self._details(step)}".rstrip()
+                f"  ok     {step:<36} {data.duration_ms / 1000:5.1f} s  {self._details(step)}".rstrip()
             )
         elif event.event_type == DagsterEventType.STEP_UP_FOR_RETRY:
             self.write(f"  retry  {step}")
@@ -46,4 +46,11 @@ class StepLines:
         checks = self.checks.pop(step, [])
         failed = [c for c in checks if c]
         passed = f"{len(checks) - len(failed)} of {len(checks)} checks passed" if checks else ""
-        return ", ".join([*self.rows.pop(step, []), *filter(None, [passed]), *failed])
+        return ", ".join([*filter(None, [_rows(self.rows.pop(step, [])), passed]), *failed])
+
+
+def _rows(counts: list[int]) -> str:
+    """A step's row counts: one table's, or the sum over the tables of a multi-asset step."""
+    if len(counts) > 1:
+        return f"{len(counts)} tables, {sum(counts):,} rows"
+    return f"{counts[0]:,} rows" if counts else ""

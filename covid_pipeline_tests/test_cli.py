@@ -1,12 +1,17 @@
 """The `covid-pipeline` command as a user runs it: in its own process, on embedded defaults or a given URL."""
 
+import csv
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+
+from covid_pipeline.cli import sample_sources
+from covid_pipeline_tests.helpers.registry import read_records
 
 
 def covid_pipeline(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -24,10 +29,19 @@ def test_demo_runs_the_whole_graph_on_the_bundled_sample_with_zero_set_up(tmp_pa
     home = {"COVID_HOME": str(tmp_path / "home")}
     demo = covid_pipeline("demo", env=home)
     assert demo.returncode == 0, demo.stderr[-3000:]
-    assert "covid.cases                  10,075 rows" in demo.stdout
-    assert "covid.provinces                  24 rows" in demo.stdout
+    # the tables' counts, against a recount of the sample's files
+    sample = sample_sources()
+    cases = {r["id_evento_caso"] for r in read_records(Path(sample["COVID_CASES_URL"]))}
+    with open(sample["COVID_PROVINCES_URL"], encoding="utf-8-sig", newline="") as handle:
+        provinces = sum(1 for _ in csv.DictReader(handle))
+    assert re.search(rf"^  covid\.cases +{len(cases):,} rows$", demo.stdout, re.MULTILINE), demo.stdout
+    assert re.search(rf"^  covid\.provinces +{provinces} rows$", demo.stdout, re.MULTILINE), demo.stdout
+    # a step that builds several tables sums them
+    assert re.search(r"^  ok +reporting_marts +\d+\.\d s  13 tables, [\d,]+ rows$", demo.stdout, re.MULTILINE)
     # one compact line per step, not Dagster's DEBUG stream; then what to do next
-    assert re.search(r"^  ok +cleaned_cases +\d+\.\d s  10,075 rows$", demo.stdout, re.MULTILINE), demo.stdout
+    assert re.search(rf"^  ok +cleaned_cases +\d+\.\d s  {len(cases):,} rows$", demo.stdout, re.MULTILINE), (
+        demo.stdout
+    )
     assert "DEBUG" not in demo.stdout + demo.stderr
     assert f"Report: {tmp_path / 'home' / 'reports' / 'latest.html'}" in demo.stdout
     assert "python -m covid_pipeline dev" in demo.stdout and "python -m covid_pipeline psql" in demo.stdout
@@ -38,14 +52,14 @@ def test_demo_runs_the_whole_graph_on_the_bundled_sample_with_zero_set_up(tmp_pa
         assert run.status == DagsterRunStatus.SUCCESS and run.run_id[:8] in demo.stdout
         cases = instance.get_latest_materialization_event(AssetKey("cleaned_cases"))
         assert cases.run_id == run.run_id
-        assert cases.asset_materialization.metadata["dagster/row_count"].value == 10_075
+        assert cases.asset_materialization.metadata["dagster/row_count"].value == len(cases)
     # the embedded database outlives the command, and psql (shipped with pgserver) reaches it
     count = covid_pipeline("psql", "-Atc", "SELECT sum(notified) FROM covid.daily_aggregates", env=home)
     assert count.returncode == 0, count.stderr
-    assert count.stdout.strip() == "10075"
+    assert count.stdout.strip() == str(len(cases))
     url = covid_pipeline("db-url", env=home).stdout.strip()
     with psycopg.connect(url) as conn:  # still up after db-url exited
-        assert conn.execute("SELECT count(*) FROM covid.provinces").fetchone() == (24,)
+        assert conn.execute("SELECT count(*) FROM covid.provinces").fetchone() == (provinces,)
     subprocess.run(
         [
             sys.executable,
