@@ -31,15 +31,15 @@ def test_demo_runs_the_whole_graph_on_the_bundled_sample_with_zero_set_up(tmp_pa
     assert demo.returncode == 0, demo.stderr[-3000:]
     # the tables' counts, against a recount of the sample's files
     sample = sample_sources()
-    cases = {r["id_evento_caso"] for r in read_records(Path(sample["COVID_CASES_URL"]))}
+    case_ids = {r["id_evento_caso"] for r in read_records(Path(sample["COVID_CASES_URL"]))}
     with open(sample["COVID_PROVINCES_URL"], encoding="utf-8-sig", newline="") as handle:
         provinces = sum(1 for _ in csv.DictReader(handle))
-    assert re.search(rf"^  covid\.cases +{len(cases):,} rows$", demo.stdout, re.MULTILINE), demo.stdout
+    assert re.search(rf"^  covid\.cases +{len(case_ids):,} rows$", demo.stdout, re.MULTILINE), demo.stdout
     assert re.search(rf"^  covid\.provinces +{provinces} rows$", demo.stdout, re.MULTILINE), demo.stdout
     # a step that builds several tables sums them
     assert re.search(r"^  ok +reporting_marts +\d+\.\d s  13 tables, [\d,]+ rows$", demo.stdout, re.MULTILINE)
     # one compact line per step, not Dagster's DEBUG stream; then what to do next
-    assert re.search(rf"^  ok +cleaned_cases +\d+\.\d s  {len(cases):,} rows$", demo.stdout, re.MULTILINE), (
+    assert re.search(rf"^  ok +cleaned_cases +\d+\.\d s  {len(case_ids):,} rows$", demo.stdout, re.MULTILINE), (
         demo.stdout
     )
     assert "DEBUG" not in demo.stdout + demo.stderr
@@ -52,11 +52,11 @@ def test_demo_runs_the_whole_graph_on_the_bundled_sample_with_zero_set_up(tmp_pa
         assert run.status == DagsterRunStatus.SUCCESS and run.run_id[:8] in demo.stdout
         cases = instance.get_latest_materialization_event(AssetKey("cleaned_cases"))
         assert cases.run_id == run.run_id
-        assert cases.asset_materialization.metadata["dagster/row_count"].value == len(cases)
+        assert cases.asset_materialization.metadata["dagster/row_count"].value == len(case_ids)
     # the embedded database outlives the command, and psql (shipped with pgserver) reaches it
     count = covid_pipeline("psql", "-Atc", "SELECT sum(notified) FROM covid.daily_aggregates", env=home)
     assert count.returncode == 0, count.stderr
-    assert count.stdout.strip() == str(len(cases))
+    assert count.stdout.strip() == str(len(case_ids))
     url = covid_pipeline("db-url", env=home).stdout.strip()
     with psycopg.connect(url) as conn:  # still up after db-url exited
         assert conn.execute("SELECT count(*) FROM covid.provinces").fetchone() == (provinces,)
