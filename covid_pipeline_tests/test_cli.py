@@ -39,9 +39,9 @@ def test_demo_runs_the_whole_graph_on_the_bundled_sample_with_zero_set_up(tmp_pa
     # a step that builds several tables sums them
     assert re.search(r"^  ok +reporting_marts +\d+\.\d s  13 tables, [\d,]+ rows$", demo.stdout, re.MULTILINE)
     # one compact line per step, not Dagster's DEBUG stream; then what to do next
-    assert re.search(rf"^  ok +cleaned_cases +\d+\.\d s  {len(case_ids):,} rows$", demo.stdout, re.MULTILINE), (
-        demo.stdout
-    )
+    assert re.search(
+        rf"^  ok +cleaned_cases +\d+\.\d s  {len(case_ids):,} rows$", demo.stdout, re.MULTILINE
+    ), demo.stdout
     assert "DEBUG" not in demo.stdout + demo.stderr
     assert f"Report: {tmp_path / 'home' / 'reports' / 'latest.html'}" in demo.stdout
     assert "python -m covid_pipeline dev" in demo.stdout and "python -m covid_pipeline psql" in demo.stdout

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_graph_benchmark_prints_steps_and_overhead_of_the_cli_and_ui_paths_on_the_sample(tmp_path):
+def test_graph_benchmark_prints_steps_and_overhead_of_the_cli_path_on_the_sample(tmp_path):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | {"PYTHONPATH": str(ROOT)}
     try:
@@ -18,7 +18,6 @@ def test_graph_benchmark_prints_steps_and_overhead_of_the_cli_and_ui_paths_on_th
                 sys.executable,
                 str(ROOT / "benchmarks" / "graph_benchmark.py"),
                 "--sample",
-                "--ui",
                 "--home",
                 str(home),
             ],
@@ -40,9 +39,11 @@ def test_graph_benchmark_prints_steps_and_overhead_of_the_cli_and_ui_paths_on_th
     assert printed.returncode == 0, printed.stderr[-3000:]
     out = printed.stdout
     assert "rows in covid.cases 10,075" in out
-    for label in ("graph: dagster asset materialize", "graph: UI launch", "load_cases alone", "limit: psql"):
+    # The UI path launches through the same GraphQL helper (helpers/dagster_ui.py) that test_dev.py runs
+    # against a live `dev`: left out here, it would start a second webserver and daemon for the same check.
+    for label in ("graph: dagster asset materialize", "load_cases alone", "limit: psql"):
         assert re.search(rf"^{re.escape(label)}.*\s\d+\.\d\d", out, re.MULTILINE), out
-    for path in ("cli", "ui"):
+    for path in ("cli",):
         steps = re.search(rf"^{path} steps \(s\): (.*); run (\d+\.\d\d) s$", out, re.MULTILINE)
         assert steps, out
         names = [part.rsplit(" ", 1)[0] for part in steps.group(1).split(", ")]
