@@ -1,6 +1,9 @@
 """Retries at the graph level: a lost database connection in cleaned_cases is retried and the run succeeds;
 bad input is never retried."""
 
+import os
+import subprocess
+import sys
 import threading
 
 import psycopg
@@ -62,3 +65,17 @@ def test_bad_input_is_not_retried(sample_copy, tmp_path, bad_input):
     assert step == "cleaned_cases" and "covid.cases was left as it was" in description
     assert retries_of(result, "cleaned_cases") == 0
     assert query(sample_copy, "SELECT count(*) FROM covid.cases") == [(len(read_records(REAL_SAMPLE)),)]
+
+
+@pytest.mark.parametrize("value", ["15s", "-1", "inf"])
+def test_a_bad_retry_delay_is_refused_naming_the_variable(value):
+    """Read when the definitions load: the error names the setting, not a bare float() traceback."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import covid_pipeline.definitions"],
+        env=os.environ | {"COVID_RETRY_DELAY_SECONDS": value},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode != 0
+    assert f"SettingError: COVID_RETRY_DELAY_SECONDS={value!r} is not a number of seconds" in loaded.stderr

@@ -20,7 +20,7 @@ from covid_pipeline.assets.raw import current_source, published_name, raw_csv_s3
 from covid_pipeline.ingest.gate import LoadLimits
 from covid_pipeline.ingest.loader import LoadReport, load_cases
 from covid_pipeline.ingest.registry_format import REGISTRY_COLUMNS, Kind
-from covid_pipeline.resources.quality import QualityResource
+from covid_pipeline.resources.quality import QualityResource, SettingError
 from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource, read_sql
 
@@ -33,9 +33,21 @@ POSTGRES_TYPES = {
     Kind.AGE_UNIT: "text",
 }
 
+
 # Seconds before the first retry of a lost database connection (doubled for the next): time for a restarted
 # server to come back. COVID_RETRY_DELAY_SECONDS sets it (read at import, like the retry policy itself).
-RETRY_DELAY_SECONDS = float(os.environ.get("COVID_RETRY_DELAY_SECONDS") or 15)
+def retry_delay_seconds() -> float:
+    value = os.environ.get("COVID_RETRY_DELAY_SECONDS") or "15"
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise SettingError(f"COVID_RETRY_DELAY_SECONDS={value!r} is not a number of seconds, e.g. 15.")
+    return seconds
+
+
+RETRY_DELAY_SECONDS = retry_delay_seconds()
 
 CASES_SCHEMA = TableSchema(
     columns=[
