@@ -15,7 +15,7 @@ from psycopg import sql
 from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.raw import current_source, published_name, raw_csv_s3
 from covid_pipeline.ingest.errors import SourceFormatError
-from covid_pipeline.ingest.gate import LoadRefused
+from covid_pipeline.ingest.gate import LoadRefused, refuse_row_drop
 from covid_pipeline.ingest.reader import looks_double_encoded, position_of, repair_double_encoding
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.stores import StoreResource
@@ -154,13 +154,16 @@ def _refuse_lost_rows(conn, table: str, rows: int, file_name: str, max_drop: flo
         raise LoadRefused(
             f"{file_name}: no rows after the header; covid.{table} would be emptied. Fetch it again."
         )
-    if current and rows < current * (1 - max_drop):
-        raise LoadRefused(
-            f"{file_name}: {rows:,} rows, {1 - rows / current:.1%} fewer than the {current:,} covid.{table} holds "
-            f"(at most {max_drop:.0%} may disappear): a truncated download? To load it anyway, raise "
-            "COVID_MAX_REFERENCE_ROW_DROP (the quality resource's max_reference_row_drop, 1.0 accepts any drop) "
-            "and run again."
-        )
+    refuse_row_drop(
+        file_name,
+        rows,
+        "rows",
+        current,
+        baseline_is=f"covid.{table} holds",
+        max_drop=max_drop,
+        setting="max_reference_row_drop",
+        suspicion="a truncated download?",
+    )
 
 
 def _materialize_reference(

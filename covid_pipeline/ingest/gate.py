@@ -42,11 +42,36 @@ def enforce(limits: LoadLimits, report: "LoadReport", previous_rows: int | None)
             f"allowed.{example} If the publication really is like this, raise "
             "COVID_MAX_REJECTED_SHARE (the quality resource's max_rejected_share) and run again."
         )
-    if previous_rows and report.rows_loaded < previous_rows * (1 - limits.max_row_drop):
-        drop = 1 - report.rows_loaded / previous_rows
+    refuse_row_drop(
+        report.source_name,
+        report.rows_loaded,
+        "cases",
+        previous_rows,
+        baseline_is="of the previous load",
+        max_drop=limits.max_row_drop,
+        setting="max_row_drop",
+        suspicion="a truncated or partial publication?",
+    )
+
+
+def refuse_row_drop(
+    source: str,
+    rows: int,
+    unit: str,
+    baseline: int | None,
+    *,
+    baseline_is: str,
+    max_drop: float,
+    setting: str,
+    suspicion: str,
+) -> None:
+    """Raise LoadRefused when `rows` is more than `max_drop` below `baseline`, naming the figures and the
+    quality setting (COVID_<SETTING>) that would let the file through. The registry's gate and the georef
+    files' gate both refuse a shrunken file this way."""
+    if baseline and rows < baseline * (1 - max_drop):
+        drop = 1 - rows / baseline
         raise LoadRefused(
-            f"{report.source_name}: {report.rows_loaded:,} cases, {drop:.1%} fewer than the "
-            f"{previous_rows:,} of the previous load (at most {limits.max_row_drop:.0%} may disappear): "
-            f"a truncated or partial publication? To load it anyway, raise COVID_MAX_ROW_DROP "
-            "(the quality resource's max_row_drop, 1.0 accepts any drop) and run again."
+            f"{source}: {rows:,} {unit}, {drop:.1%} fewer than the {baseline:,} {baseline_is} "
+            f"(at most {max_drop:.0%} may disappear): {suspicion} To load it anyway, raise "
+            f"COVID_{setting.upper()} (the quality resource's {setting}, 1.0 accepts any drop) and run again."
         )

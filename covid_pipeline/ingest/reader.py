@@ -257,8 +257,8 @@ class Utf8Stream:
             self._encoding = "utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be"
             self._decoder = codecs.getincrementaldecoder(self._encoding)()
             self._pending = self._decoder.decode(head[2:]).encode("utf-8")
-        elif _utf16_without_bom(head):
-            self._encoding = _utf16_without_bom(head)
+        elif utf16 := _utf16_without_bom(head):
+            self._encoding = utf16
             self._decoder = codecs.getincrementaldecoder(self._encoding)()
             self._pending = self._decoder.decode(head).encode("utf-8")
         elif head.startswith(codecs.BOM_UTF8):

@@ -169,7 +169,7 @@ def _acl(conn, schema: str, table: str) -> list[str]:
 
 
 def _grants_from_acl(schema: str, name: str, acl: list[str]) -> list[sql.Composed]:
-    """GRANT SELECT statements that restore the SELECT privileges in a view's ACL."""
+    """GRANT SELECT statements that restore the SELECT privileges in a relation's ACL (a view or a table)."""
     statements = []
     for item in acl:
         grantee, _, rest = item.partition("=")
