@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from psycopg import sql
 
 from covid_pipeline.assets.cases import cleaned_cases
-from covid_pipeline.assets.crosswalk import department_crosswalk, ensure_department_crosswalk
+from covid_pipeline.assets.crosswalk import department_crosswalk
 from covid_pipeline.assets.failures import behind_cases, failures_for_people
 from covid_pipeline.resources.warehouse import WarehouseResource, read_sql, swap_in
 
@@ -14,7 +14,6 @@ TABLE, INCOMING = "daily_aggregates", "daily_aggregates__incoming"
 def build_daily_aggregates(conn) -> dict:
     """Rebuild covid.daily_aggregates in the caller's transaction; returns its totals."""
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("covid", INCOMING)))
-    ensure_department_crosswalk(conn)
     conn.execute(
         sql.SQL(read_sql("covid_pipeline.assets.sql", "daily_aggregates.sql")).format(
             table=sql.Identifier("covid", INCOMING), key=sql.Identifier(f"{INCOMING}_key")

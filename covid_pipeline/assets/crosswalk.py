@@ -82,12 +82,6 @@ def create_table(conn, name: str) -> None:
     )
 
 
-def ensure_department_crosswalk(conn) -> None:
-    """An empty crosswalk where none was built yet (aggregates built alone place nothing, and say so)."""
-    if conn.execute("SELECT to_regclass('covid.department_crosswalk') IS NULL").fetchone()[0]:
-        create_table(conn, TABLE)
-
-
 def build_department_crosswalk(conn) -> dict[str, int]:
     """Rebuild covid.department_crosswalk from covid.departments in the caller's transaction."""
     georef = {

@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from covid_pipeline.assets.cases import cleaned_cases
-from covid_pipeline.assets.crosswalk import department_crosswalk, ensure_department_crosswalk, mapping
+from covid_pipeline.assets.crosswalk import department_crosswalk, mapping
 from covid_pipeline.assets.reference import provinces
 from covid_pipeline.checks.query import fetch, share
 from covid_pipeline.ingest.registry_format import CATEGORICAL_COLUMNS, REGISTRY_COLUMNS, Kind
@@ -113,8 +113,6 @@ def dates_in_range(warehouse: WarehouseResource, quality: QualityResource) -> As
 
 def codes_known_to_georef(warehouse: WarehouseResource, quality: QualityResource) -> AssetCheckResult:
     """Provinces georef knows, and departments placed on georef through covid.department_crosswalk."""
-    with warehouse.connect() as conn:  # checked before the crosswalk was ever built: nothing is placed
-        ensure_department_crosswalk(conn)
     counts = fetch(warehouse, "cases_codes.sql", {"code_rule": mapping()["reasons"]["code"]})
     cases = counts["cases"]
     unknown_provinces = share(counts["province_unknown"], cases)

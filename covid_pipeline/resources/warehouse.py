@@ -72,6 +72,11 @@ def migrate(url: str) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('covid_pipeline.migrate'))")
         conn.execute(read_sql("covid_pipeline.resources", "warehouse.sql"))
+        conn.execute(
+            sql.SQL(read_sql("covid_pipeline.assets.sql", "department_crosswalk_table.sql")).format(
+                table=sql.Identifier("covid", "department_crosswalk")
+            )
+        )
 
 
 # A reader of a view locks the view, then what it reads; dropping the table first would lock in the opposite
