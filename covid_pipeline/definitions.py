@@ -4,6 +4,7 @@ Local and AWS differ only in environment variables (see README): unset ones fall
 local defaults (embedded PostgreSQL, folders under $COVID_HOME, the official source URLs).
 """
 
+import gc
 import os
 
 from dagster import Definitions, EnvVar, in_process_executor
@@ -71,3 +72,8 @@ defs = Definitions(
     # chain, so a process per step would only add its start-up (seconds each) and memory. See README.
     executor=in_process_executor,
 )
+
+# Everything imported so far (Dagster, pandas, pyarrow, these definitions) lives as long as the process:
+# keep it out of the garbage collector's full passes, during the run and at interpreter exit (a second
+# or more per process otherwise).
+gc.freeze()
