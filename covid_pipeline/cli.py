@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from importlib.resources import files
+from pathlib import Path
 
 from covid_pipeline.instance import prepare_dagster_home
 from covid_pipeline.metabase import provision as metabase_provision
@@ -92,6 +93,9 @@ def dev(args: argparse.Namespace) -> int:
     cli = "dagster_dg_cli.cli" if importlib.util.find_spec("dagster_dg_cli") else "dagster"
     command = [sys.executable, "-m", cli, "dev", "-m", "covid_pipeline.definitions"]
     command += ["--port", str(args.port), "--host", args.host]
+    # The code server imports the package from where this process found it (a checkout that is not
+    # installed, too), not from the instance's folder it starts in.
+    command += ["--working-directory", str(Path(__file__).resolve().parents[1])]
     # A shell's background job starts with Ctrl-C ignored, and Dagster maps SIGTERM onto it: restore it.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     # Started from the instance's folder: from the repo's root, Dagster would warn that the dagster.yaml it

@@ -27,6 +27,12 @@ REAL_DATA = Path(__file__).resolve().parent / "data" / "real"
 SHARED_REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first: the two workers share them from the start, instead of one worker running the
+    last long test alone while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def pg_server_url(tmp_path_factory) -> str:
     server = start_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")

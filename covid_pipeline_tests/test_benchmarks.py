@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from benchmarks.generate_registry import BAD_ROW_CHANGES, write_registry
 from covid_pipeline.ingest.loader import load_cases
@@ -53,6 +54,7 @@ def test_generated_bad_rows_are_the_planned_rejects(tmp_path, warehouse_url):
     assert {c for (c,) in columns} == planned | {None}
 
 
+@pytest.mark.slow
 def test_benchmark_script_prints_the_figures_for_a_small_registry(tmp_path, warehouse_url):
     source = tmp_path / "Covid19Casos.zip"
     summary = write_registry(source, 2_000, seed=1)

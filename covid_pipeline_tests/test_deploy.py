@@ -849,6 +849,7 @@ def deploy_parameters(moto_certificate: str) -> dict[str, dict[str, str]]:
     }
 
 
+@pytest.mark.slow
 def test_every_stack_is_created_in_deploy_order_by_moto_cloudformation(moto_endpoint):
     import boto3
 

@@ -14,6 +14,7 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatu
 from covid_pipeline.checks.cases import CASES_CHECKS
 from covid_pipeline.cli import sample_sources
 from covid_pipeline_tests.helpers.dagster_ui import (
+    graphql,
     materialize_all,
     start_dev,
     stop,
@@ -78,12 +79,57 @@ def test_the_executor_is_chosen_in_code_for_every_way_the_graph_runs():
     assert defs.resolve_job_def("refresh_everything").executor_def is in_process_executor
 
 
-def test_dev_serves_the_sample_and_a_run_launched_like_the_ui_does_succeeds(home, tmp_path, monkeypatch):
+def dg(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """Dagster's `dg` CLI, run in the checkout as a developer runs it (it reads [tool.dg] in pyproject.toml)."""
+    installed = Path(sys.executable).parent / "dg"
+    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "dagster_dg_cli.cli"]
+    return subprocess.run(
+        [*command, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+RUNS = "{ runsOrError { ... on Runs { results { runId status } } } }"
+
+
+@pytest.mark.slow
+def test_dg_and_the_dev_ui_share_one_instance_and_each_runs_the_whole_graph_on_the_sample(
+    home, tmp_path, monkeypatch
+):
+    """`dg check defs` and `dg launch --assets '*'` as a developer runs them, then `covid-pipeline dev` on the
+    same home: the UI shows dg's run, and a run launched as "Materialize all" launches it succeeds."""
+    env = user_env(home)
+    checked = dg("check", "defs", env=env)
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
+
+    # as the README says: the instance of `covid-pipeline dagster-home`, the sample's sources
+    dagster_home = printed_by("dagster-home", env)
+    assert Path(dagster_home) == home / "dagster"
+    assert (home / "dagster" / "dagster.yaml").read_text() == (
+        ROOT / "covid_pipeline" / "dagster.yaml"
+    ).read_text()
+    launched = dg("launch", "--assets", "*", env=env | sample_sources() | {"DAGSTER_HOME": dagster_home})
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    monkeypatch.setenv("DAGSTER_HOME", dagster_home)
+    with DagsterInstance.get() as instance:
+        [dg_run] = instance.get_runs()
+        assert dg_run.status == DagsterRunStatus.SUCCESS
+        assert instance.get_latest_materialization_event(AssetKey("report")).run_id == dg_run.run_id
+        evaluations = [
+            entry.dagster_event.event_specific_data
+            for entry in instance.all_logs(dg_run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        ]
+    assert {e.check_name for e in evaluations} == {*CASES_CHECKS, "totals_match_cases"}
+    assert all(e.passed for e in evaluations)
+
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     dev = start_dev(user_env(home), port, tmp_path / "dev.log")
     try:
         wait_for_graphql(base_url, dev)
+        # one instance: the UI lists the run dg launched
+        shown = graphql(base_url, RUNS)["runsOrError"]["results"]
+        assert [(r["runId"], r["status"]) for r in shown] == [(dg_run.run_id, "SUCCESS")]
         run_id = materialize_all(base_url)
         run = wait_for_run(base_url, run_id)
         assert run["status"] == "SUCCESS", (tmp_path / "dev.log").read_text()[-5000:]
@@ -91,7 +137,6 @@ def test_dev_serves_the_sample_and_a_run_launched_like_the_ui_does_succeeds(home
         stopped_cleanly = stop(dev)
     assert stopped_cleanly  # Ctrl-C ends webserver, daemon and code servers: nothing is left behind
     # the run went into the instance under COVID_HOME, on the sample, into the embedded warehouse
-    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     with DagsterInstance.get() as instance:
         assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
         materialization = instance.get_latest_materialization_event(AssetKey("cleaned_cases"))
@@ -107,42 +152,4 @@ def test_dev_serves_the_sample_and_a_run_launched_like_the_ui_does_succeeds(home
         if e.dagster_event.event_specific_data.asset_key == AssetKey("cleaned_cases")
     } == {"cases_checks"}
     assert len([e for e in evaluations if e.step_key == "cases_checks"]) == len(CASES_CHECKS)
-    assert cases_in_warehouse(home) == SAMPLE_CASES
-
-
-def dg(*args: str, env: dict) -> subprocess.CompletedProcess:
-    """Dagster's `dg` CLI, run in the checkout as a developer runs it (it reads [tool.dg] in pyproject.toml)."""
-    installed = Path(sys.executable).parent / "dg"
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "dagster_dg_cli.cli"]
-    return subprocess.run(
-        [*command, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-
-
-def test_dg_checks_the_definitions_and_launches_the_whole_graph_on_the_sample(home, monkeypatch):
-    env = user_env(home)
-    checked = dg("check", "defs", env=env)
-    assert checked.returncode == 0, checked.stderr[-3000:]
-    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
-
-    # as the README says: the instance of `covid-pipeline dagster-home`, the sample's sources
-    dagster_home = printed_by("dagster-home", env)
-    assert Path(dagster_home) == home / "dagster"
-    assert (home / "dagster" / "dagster.yaml").read_text() == (
-        ROOT / "covid_pipeline" / "dagster.yaml"
-    ).read_text()
-    launched = dg("launch", "--assets", "*", env=env | sample_sources() | {"DAGSTER_HOME": dagster_home})
-    assert launched.returncode == 0, launched.stderr[-3000:]
-
-    monkeypatch.setenv("DAGSTER_HOME", dagster_home)
-    with DagsterInstance.get() as instance:
-        [run] = instance.get_runs()
-        assert run.status == DagsterRunStatus.SUCCESS
-        assert instance.get_latest_materialization_event(AssetKey("report")).run_id == run.run_id
-        evaluations = [
-            entry.dagster_event.event_specific_data
-            for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
-        ]
-    assert {e.check_name for e in evaluations} == {*CASES_CHECKS, "totals_match_cases"}
-    assert all(e.passed for e in evaluations)
     assert cases_in_warehouse(home) == SAMPLE_CASES

@@ -229,6 +229,7 @@ def wait_for_task(cluster: str, daemon, seconds: float = 90) -> list[str]:
     return []
 
 
+@pytest.mark.slow
 def test_the_daemon_launches_a_queued_run_as_one_fargate_task_of_the_run_task_definition(
     deployment_instance, aws_run_resources, daemon, tmp_path
 ):
@@ -279,6 +280,7 @@ def test_the_daemon_launches_a_queued_run_as_one_fargate_task_of_the_run_task_de
     assert details["subnetId"] in aws_run_resources.subnets
 
 
+@pytest.mark.slow
 def test_the_webserver_answers_the_load_balancers_health_check(
     deployment_instance, aws_run_resources, tmp_path
 ):

@@ -10,7 +10,9 @@ import psycopg
 import pytest
 from dagster import DagsterEventType
 
+from covid_pipeline.assets.cases import retry_delay_seconds
 from covid_pipeline.cli import sample_sources
+from covid_pipeline.resources.quality import SettingError
 from covid_pipeline_tests.helpers.registry import (
     REAL_SAMPLE,
     read_records,
@@ -67,15 +69,23 @@ def test_bad_input_is_not_retried(sample_copy, tmp_path, bad_input):
     assert query(sample_copy, "SELECT count(*) FROM covid.cases") == [(len(read_records(REAL_SAMPLE)),)]
 
 
-@pytest.mark.parametrize("value", ["15s", "-1", "inf"])
-def test_a_bad_retry_delay_is_refused_naming_the_variable(value):
+def test_a_bad_retry_delay_is_refused_naming_the_variable():
     """Read when the definitions load: the error names the setting, not a bare float() traceback."""
     loaded = subprocess.run(
         [sys.executable, "-c", "import covid_pipeline.definitions"],
-        env=os.environ | {"COVID_RETRY_DELAY_SECONDS": value},
+        env=os.environ | {"COVID_RETRY_DELAY_SECONDS": "15s"},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert loaded.returncode != 0
-    assert f"SettingError: COVID_RETRY_DELAY_SECONDS={value!r} is not a number of seconds" in loaded.stderr
+    assert "SettingError: COVID_RETRY_DELAY_SECONDS='15s' is not a number of seconds" in loaded.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "inf", "nan"])
+def test_a_negative_or_endless_retry_delay_is_refused_too(value, monkeypatch):
+    monkeypatch.setenv("COVID_RETRY_DELAY_SECONDS", value)
+    with pytest.raises(
+        SettingError, match=rf"COVID_RETRY_DELAY_SECONDS={value!r} is not a number of seconds"
+    ):
+        retry_delay_seconds()

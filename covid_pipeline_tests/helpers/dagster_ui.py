@@ -48,6 +48,11 @@ query Events($runId: ID!, $cursor: String) {
 }
 """
 
+WORKSPACE = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+    locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -95,17 +100,26 @@ def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
 
 
 def wait_for_graphql(base_url: str, process: subprocess.Popen | None = None, timeout: float = 180) -> None:
+    """Until the webserver answers and its code locations are loaded (it answers before they are: a
+    launch then would find no assets). A location that fails to load is an error at once."""
     deadline = time.monotonic() + timeout
     while True:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the dev command exited with code {process.returncode}")
-        try:
-            if graphql(base_url, "{ version }")["version"]:
+        with contextlib.suppress(requests.ConnectionError, requests.HTTPError, RuntimeError, KeyError):
+            entries = graphql(base_url, WORKSPACE)["workspaceOrError"]["locationEntries"]
+            for entry in entries:
+                if (
+                    entry["locationOrLoadError"]
+                    and entry["locationOrLoadError"]["__typename"] == "PythonError"
+                ):
+                    raise AssertionError(
+                        f"code location {entry['name']}: {entry['locationOrLoadError']['message']}"
+                    )
+            if entries and all(entry["loadStatus"] == "LOADED" for entry in entries):
                 return
-        except (requests.ConnectionError, requests.HTTPError, RuntimeError):
-            pass
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{base_url}/graphql did not answer in {timeout} s")
+            raise TimeoutError(f"{base_url}/graphql did not answer with its code loaded in {timeout} s")
         time.sleep(0.5)
 
 
