@@ -62,6 +62,9 @@ def environment(source: Path, home: Path) -> None:
         del os.environ[name]
     os.environ.update(sample_sources(), COVID_CASES_URL=str(source), COVID_HOME=str(home))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
+    # Bytecode cached as a user's Python caches it (some images set PYTHONDONTWRITEBYTECODE: every fresh
+    # process would compile the project again); the first turn writes it.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     prepare_dagster_home()
 
 

@@ -9,6 +9,7 @@
 """
 
 import os
+import sys
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,10 +17,15 @@ from types import SimpleNamespace
 # The tests cut database connections on purpose: retry after a fraction of a second, not 15 s (set before any
 # covid_pipeline module reads it at import; subprocesses inherit it).
 os.environ.setdefault("COVID_RETRY_DELAY_SECONDS", "0.1")
+# The tests start many Python processes (the CLI, `dev`, the benchmarks): let them cache the project's bytecode as
+# a user's Python does, where an image sets PYTHONDONTWRITEBYTECODE (else each one compiles the package again).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 import pytest
 
 from covid_pipeline.resources.embedded_postgres import start_server
+
+sys.dont_write_bytecode = False  # and this process's own imports from here on (see above)
 
 # Real registry and georef files (provenance in its README), kept with the tests so they run anywhere;
 # test_real_data.py checks them against the team's shared copy when that is beside the checkout.
