@@ -72,8 +72,8 @@ def warehouse_url(home: Path) -> str:
     """The warehouse the graph writes by default (embedded, under COVID_HOME), with a schema for the limit."""
     import psycopg
 
+    from covid_pipeline.resources.database import migrate
     from covid_pipeline.resources.embedded_postgres import embedded_server_url
-    from covid_pipeline.resources.warehouse import migrate
 
     url = embedded_server_url(home / "pgdata")
     migrate(url)

@@ -130,7 +130,7 @@ def run_child(name: str, url: str, source: Path) -> dict:
 
 
 def run_limit(url: str, psql: str, cleaned_csv: Path) -> dict:
-    from covid_pipeline.resources.warehouse import read_sql
+    from covid_pipeline.resources.database import read_sql
 
     create = read_sql("covid_pipeline.assets.sql", "cases_table.sql").format(table=f"bench.{LIMIT_TABLE}")
     script = "\n".join(
@@ -175,7 +175,7 @@ def database_url() -> str:
         url = embedded_server_url(OUT / "pgdata", database="covid_bench")
     import psycopg
 
-    from covid_pipeline.resources.warehouse import migrate
+    from covid_pipeline.resources.database import migrate
 
     migrate(url)
     with psycopg.connect(url) as conn:

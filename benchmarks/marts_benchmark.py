@@ -31,7 +31,7 @@ TARGET_MS, TARGET_SHARE = 100.0, 0.15
 
 
 def database_url() -> str:
-    from covid_pipeline.resources.warehouse import migrate
+    from covid_pipeline.resources.database import migrate
 
     url = os.environ.get("COVID_DATABASE_URL")
     if not url:

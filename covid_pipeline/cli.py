@@ -11,7 +11,8 @@ from pathlib import Path
 
 from covid_pipeline.instance import prepare_dagster_home
 from covid_pipeline.metabase import provision as metabase_provision
-from covid_pipeline.resources.embedded_postgres import start_server
+from covid_pipeline.resources.database import url_from_environment
+from covid_pipeline.resources.embedded_postgres import client_binary, default_home, start_server
 
 SAMPLE = files("covid_pipeline") / "data" / "sample"
 
@@ -164,19 +165,17 @@ def summary() -> str:
 
 
 def db_url(args: argparse.Namespace) -> int:
-    warehouse = configured_warehouse()
-    if warehouse.is_embedded:
-        # Left running when this command exits, so other programs can connect to the URL.
-        start_server(warehouse.embedded_data_path, cleanup_mode=None)
-    print(warehouse.url)
+    if not os.environ.get("COVID_DATABASE_URL"):
+        # Left running when this command exits, so other programs can connect to the URL (asked first:
+        # pgserver keeps the first handle's cleanup mode for the process).
+        start_server(default_home() / "pgdata", cleanup_mode=None)
+    print(url_from_environment())  # no Dagster to import: the URL alone
     return 0
 
 
 def psql(args: argparse.Namespace) -> int:
     """psql on the warehouse (the one shipped with pgserver: no client to install)."""
-    from pgserver._commands import POSTGRES_BIN_PATH
-
-    return subprocess.call([str(POSTGRES_BIN_PATH / "psql"), configured_warehouse().url, *args.psql_args])
+    return subprocess.call([str(client_binary("psql")), url_from_environment(), *args.psql_args])
 
 
 def main(argv: list[str] | None = None) -> int:

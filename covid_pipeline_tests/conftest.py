@@ -58,7 +58,7 @@ def database_url(pg_server_url) -> str:
 @pytest.fixture
 def warehouse_url(database_url) -> str:
     """A fresh database with the warehouse's migrations run (covid schema, loads, rejects)."""
-    from covid_pipeline.resources.warehouse import migrate
+    from covid_pipeline.resources.database import migrate
 
     migrate(database_url)
     return database_url

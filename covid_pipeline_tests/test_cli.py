@@ -12,6 +12,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from covid_pipeline.cli import sample_sources
+from covid_pipeline.resources.warehouse import WarehouseResource
 from covid_pipeline_tests.helpers.registry import read_records
 
 
@@ -85,6 +86,12 @@ def test_a_configured_database_url_is_used_not_the_embedded_server(database_url,
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout.strip() == database_url
     assert not (tmp_path / "home" / "pgdata").exists()
+    # with a password, the URL the command prints is the one runs connect to (the warehouse resource's)
+    env["COVID_DATABASE_PASSWORD"] = "s3cret"
+    printed = covid_pipeline("db-url", env=env)
+    resource = WarehouseResource(database_url=database_url, database_password="s3cret")
+    assert "password=s3cret" in printed.stdout
+    assert printed.stdout.strip() == resource.url
 
 
 def test_unknown_arguments_are_refused():

@@ -511,7 +511,7 @@ def test_database_initialisation_gives_each_login_only_its_own_and_can_run_again
         with connect(database, database) as conn:
             conn.execute("CREATE TABLE probe (id int)")
     # The pipeline's own migrations run as its login, then it builds a reporting relation as it does.
-    from covid_pipeline.resources.warehouse import migrate
+    from covid_pipeline.resources.database import migrate
 
     migrate(fresh_server.get_uri("covid").replace(f"{info['user']}@", "covid_pipeline@", 1))
     with connect("covid", "covid_pipeline") as conn:

@@ -20,9 +20,10 @@ from covid_pipeline.assets.raw import current_source, published_name, raw_csv_s3
 from covid_pipeline.ingest.gate import LoadLimits
 from covid_pipeline.ingest.loader import LoadReport, load_cases
 from covid_pipeline.ingest.registry_format import REGISTRY_COLUMNS, Kind
+from covid_pipeline.resources.database import read_sql
 from covid_pipeline.resources.quality import QualityResource, SettingError
 from covid_pipeline.resources.stores import StoreResource
-from covid_pipeline.resources.warehouse import WarehouseResource, read_sql
+from covid_pipeline.resources.warehouse import WarehouseResource
 
 POSTGRES_TYPES = {
     Kind.ID: "bigint",

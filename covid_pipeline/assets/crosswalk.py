@@ -17,7 +17,8 @@ from psycopg import sql
 from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.reference import departments
 from covid_pipeline.ingest.errors import SourceFormatError
-from covid_pipeline.resources.warehouse import WarehouseResource, read_sql, swap_in
+from covid_pipeline.resources.database import read_sql
+from covid_pipeline.resources.warehouse import WarehouseResource, swap_in
 
 MAPPING_FILE = "department_crosswalk.yaml"
 TABLE, INCOMING = "department_crosswalk", "department_crosswalk__incoming"

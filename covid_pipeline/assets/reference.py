@@ -17,9 +17,10 @@ from covid_pipeline.assets.raw import current_source, published_name, raw_csv_s3
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.gate import LoadRefused, refuse_row_drop
 from covid_pipeline.ingest.reader import looks_double_encoded, position_of, repair_double_encoding
+from covid_pipeline.resources.database import read_sql
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.stores import StoreResource
-from covid_pipeline.resources.warehouse import WarehouseResource, read_sql, swap_in
+from covid_pipeline.resources.warehouse import WarehouseResource, swap_in
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from covid_pipeline.assets.aggregates import daily_aggregates
 from covid_pipeline.assets.cases import cleaned_cases
 from covid_pipeline.assets.failures import behind_cases, failures_for_people
 from covid_pipeline.assets.reference import departments, provinces
-from covid_pipeline.resources.warehouse import WarehouseResource, read_sql, swap_in
+from covid_pipeline.resources.database import read_sql
+from covid_pipeline.resources.warehouse import WarehouseResource, swap_in
 
 SCHEMA = "reporting"
 BREAKDOWN = "case_breakdown"  # in covid: an input of the marts, not an analysis

@@ -2,7 +2,8 @@
 
 from psycopg.rows import dict_row
 
-from covid_pipeline.resources.warehouse import WarehouseResource, read_sql
+from covid_pipeline.resources.database import read_sql
+from covid_pipeline.resources.warehouse import WarehouseResource
 
 
 def fetch(warehouse: WarehouseResource, sql_file: str, params: dict | None = None, many: bool = False):

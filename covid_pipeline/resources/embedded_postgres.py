@@ -3,6 +3,7 @@
 import logging
 import os
 import subprocess
+import warnings
 from contextlib import suppress
 from pathlib import Path
 
@@ -36,12 +37,9 @@ def start_server(data_dir: str | os.PathLike, cleanup_mode: str | None = "stop",
     pgserver gives `pg_ctl start` 10 seconds; on a busy machine the server is up a little later, and
     asking again finds it running.
     """
-    import warnings
-
+    pgserver = _pgserver()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
-
         path = Path(data_dir).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         for attempt in range(1, attempts + 1):
@@ -50,6 +48,23 @@ def start_server(data_dir: str | os.PathLike, cleanup_mode: str | None = "stop",
             except subprocess.TimeoutExpired:
                 if attempt == attempts:
                     raise
+
+
+def client_binary(name: str) -> Path:
+    """A PostgreSQL client program shipped with pgserver (psql: no client to install)."""
+    _pgserver()
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH) / name
+
+
+def _pgserver():
+    """pgserver, imported without its warning on machines without XDG_RUNTIME_DIR (its fallback is fine)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    return pgserver
 
 
 def ensure_database(server_url: str, database: str) -> None:

@@ -2,8 +2,6 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 
 import psycopg
@@ -11,13 +9,8 @@ from dagster import ConfigurableResource
 from psycopg import sql
 from pydantic import Field, PrivateAttr
 
-from covid_pipeline.resources.embedded_postgres import default_home, embedded_server_url
-
-
-@cache
-def read_sql(package: str, name: str) -> str:
-    """The text of a .sql file shipped beside the code in `package`."""
-    return files(package).joinpath(name).read_text(encoding="utf-8")
+from covid_pipeline.resources.database import resolve_url
+from covid_pipeline.resources.embedded_postgres import default_home
 
 
 class WarehouseResource(ConfigurableResource):
@@ -43,15 +36,9 @@ class WarehouseResource(ConfigurableResource):
     @property
     def url(self) -> str:
         if self._resolved_url is None:
-            if self.database_url and self.database_password:
-                self._resolved_url = psycopg.conninfo.make_conninfo(
-                    self.database_url, password=self.database_password
-                )
-            elif self.database_url:
-                self._resolved_url = self.database_url
-            else:
-                self._resolved_url = embedded_server_url(self.embedded_data_path)
-            migrate(self._resolved_url)
+            self._resolved_url = resolve_url(
+                self.database_url, self.database_password, self.embedded_data_path
+            )
         return self._resolved_url
 
     @contextmanager
@@ -65,18 +52,6 @@ class WarehouseResource(ConfigurableResource):
         info = psycopg.conninfo.conninfo_to_dict(self.url)
         info.pop("password", None)
         return " ".join(f"{k}={v}" for k, v in sorted(info.items()))
-
-
-def migrate(url: str) -> None:
-    """Create the schema objects every asset relies on (idempotent; serialised by an advisory lock)."""
-    with psycopg.connect(url) as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('covid_pipeline.migrate'))")
-        conn.execute(read_sql("covid_pipeline.resources", "warehouse.sql"))
-        conn.execute(
-            sql.SQL(read_sql("covid_pipeline.assets.sql", "department_crosswalk_table.sql")).format(
-                table=sql.Identifier("covid", "department_crosswalk")
-            )
-        )
 
 
 # A reader of a view locks the view, then what it reads; dropping the table first would lock in the opposite
