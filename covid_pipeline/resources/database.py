@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from covid_pipeline.resources.embedded_postgres import default_home, embedded_server_url
+from covid_pipeline.resources.embedded_postgres import default_data_dir, embedded_server_url
 
 
 @cache
@@ -35,7 +35,7 @@ def url_from_environment() -> str:
     return resolve_url(
         os.environ.get("COVID_DATABASE_URL", ""),
         os.environ.get("COVID_DATABASE_PASSWORD", ""),
-        default_home() / "pgdata",
+        default_data_dir(),
     )
 
 

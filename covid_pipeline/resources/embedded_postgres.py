@@ -21,6 +21,11 @@ def default_home() -> Path:
     return Path(os.environ.get("COVID_HOME") or Path.home() / ".covid-pipeline")
 
 
+def default_data_dir() -> Path:
+    """The embedded server's data folder when none is configured."""
+    return default_home() / "pgdata"
+
+
 def embedded_server_url(data_dir: str | os.PathLike, database: str = EMBEDDED_DATABASE) -> str:
     """Start (or reuse) the embedded server kept in `data_dir` and return a URL to `database` on it.
 

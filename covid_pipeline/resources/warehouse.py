@@ -10,7 +10,7 @@ from psycopg import sql
 from pydantic import Field, PrivateAttr
 
 from covid_pipeline.resources.database import resolve_url
-from covid_pipeline.resources.embedded_postgres import default_home
+from covid_pipeline.resources.embedded_postgres import default_data_dir
 
 
 class WarehouseResource(ConfigurableResource):
@@ -26,12 +26,8 @@ class WarehouseResource(ConfigurableResource):
     _resolved_url: str | None = PrivateAttr(default=None)
 
     @property
-    def is_embedded(self) -> bool:
-        return not self.database_url
-
-    @property
     def embedded_data_path(self) -> Path:
-        return Path(self.embedded_data_dir or default_home() / "pgdata")
+        return Path(self.embedded_data_dir) if self.embedded_data_dir else default_data_dir()
 
     @property
     def url(self) -> str:
