@@ -45,6 +45,7 @@ from benchmarks.load_benchmark import (  # noqa: E402
     row_count,
     run_child,
     run_limit,
+    save_figures,
 )
 
 FORCE = {"ops": {"cleaned_cases": {"config": {"force": True}}}}
@@ -256,10 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     results = benchmark(args)
     print_table(results, args.repeat)
     if args.json:
-        name = "sample" if args.sample else args.rows
-        path = OUT / f"graph_benchmark_{name}.json"
-        path.write_text(json.dumps(results, indent=2, default=str))
-        print(f"figures: {path}")
+        save_figures(results, f"graph_benchmark_{'sample' if args.sample else args.rows}")
 
 
 if __name__ == "__main__":

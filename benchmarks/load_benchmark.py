@@ -286,9 +286,14 @@ def main(argv: list[str] | None = None) -> None:
     results = benchmark(args)
     print_table(results, args.repeat)
     if args.json:
-        path = OUT / f"load_benchmark_{args.rows}.json"
-        path.write_text(json.dumps(results, indent=2, default=str))
-        print(f"figures: {path}")
+        save_figures(results, f"load_benchmark_{args.rows}")
+
+
+def save_figures(results: dict, name: str) -> None:
+    """The figures as benchmarks/out/<name>.json (--json), for the README's tables."""
+    path = OUT / f"{name}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(f"figures: {path}")
 
 
 if __name__ == "__main__":

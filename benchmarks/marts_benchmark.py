@@ -17,7 +17,6 @@ Targets (issue 12): every query <= 100 ms; daily_aggregates + marts <= 15% of th
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -188,9 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     results["queries"] = time_queries(url, queries(url), args.repeat)
     print_table(results)
     if args.json:
-        path = OUT / f"marts_benchmark_{results['build']['rows_loaded']}.json"
-        path.write_text(json.dumps(results, indent=2, default=str))
-        print(f"figures: {path}")
+        from benchmarks.load_benchmark import save_figures
+
+        save_figures(results, f"marts_benchmark_{results['build']['rows_loaded']}")
 
 
 if __name__ == "__main__":
