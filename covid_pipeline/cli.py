@@ -12,7 +12,7 @@ from pathlib import Path
 from covid_pipeline.instance import prepare_dagster_home
 from covid_pipeline.metabase import provision as metabase_provision
 from covid_pipeline.resources.database import url_from_environment
-from covid_pipeline.resources.embedded_postgres import client_binary, default_data_dir, start_server
+from covid_pipeline.resources.embedded_postgres import client_binary
 
 SAMPLE = files("covid_pipeline") / "data" / "sample"
 
@@ -165,11 +165,8 @@ def summary() -> str:
 
 
 def db_url(args: argparse.Namespace) -> int:
-    if not os.environ.get("COVID_DATABASE_URL"):
-        # Left running when this command exits, so other programs can connect to the URL (asked first:
-        # pgserver keeps the first handle's cleanup mode for the process).
-        start_server(default_data_dir(), cleanup_mode=None)
-    print(url_from_environment())  # no Dagster to import: the URL alone
+    # No Dagster to import: the URL alone. An embedded server is left running for other programs.
+    print(url_from_environment(keep_running=True))
     return 0
 
 

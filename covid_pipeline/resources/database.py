@@ -18,24 +18,27 @@ def read_sql(package: str, name: str) -> str:
     return files(package).joinpath(name).read_text(encoding="utf-8")
 
 
-def resolve_url(database_url: str, database_password: str, embedded_data_path: Path) -> str:
-    """The URL to connect to (the password added; the embedded server started when no URL is given), with
-    the schema migrated."""
+def resolve_url(
+    database_url: str, database_password: str, embedded_data_path: Path, keep_running: bool = False
+) -> str:
+    """The URL to connect to (the password added; the embedded server started when no URL is given, and
+    left running after this process if `keep_running`), with the schema migrated."""
     if database_url and database_password:
         url = psycopg.conninfo.make_conninfo(database_url, password=database_password)
     else:
-        url = database_url or embedded_server_url(embedded_data_path)
+        url = database_url or embedded_server_url(embedded_data_path, keep_running=keep_running)
     migrate(url)
     return url
 
 
-def url_from_environment() -> str:
+def url_from_environment(keep_running: bool = False) -> str:
     """The warehouse that runs use, as definitions.py configures it: COVID_DATABASE_URL (with
     COVID_DATABASE_PASSWORD), else the embedded server under COVID_HOME."""
     return resolve_url(
         os.environ.get("COVID_DATABASE_URL", ""),
         os.environ.get("COVID_DATABASE_PASSWORD", ""),
         default_data_dir(),
+        keep_running,
     )
 
 

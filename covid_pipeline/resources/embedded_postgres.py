@@ -26,12 +26,15 @@ def default_data_dir() -> Path:
     return default_home() / "pgdata"
 
 
-def embedded_server_url(data_dir: str | os.PathLike, database: str = EMBEDDED_DATABASE) -> str:
+def embedded_server_url(
+    data_dir: str | os.PathLike, database: str = EMBEDDED_DATABASE, keep_running: bool = False
+) -> str:
     """Start (or reuse) the embedded server kept in `data_dir` and return a URL to `database` on it.
 
-    The server stops when the last process that asked for it exits; its data stays in `data_dir`.
+    The server stops when the last process that asked for it exits (unless `keep_running`, for other
+    programs to connect to the URL); its data stays in `data_dir`.
     """
-    server = start_server(data_dir, cleanup_mode="stop")
+    server = start_server(data_dir, cleanup_mode=None if keep_running else "stop")
     ensure_database(server.get_uri(), database)
     return server.get_uri(database)
 
