@@ -10,6 +10,8 @@ registry of N rows (benchmarks/generate_registry.py) and the georef files of the
 - cli:     `dagster asset materialize -m covid_pipeline.definitions --select '*'` in a fresh process,
            with `force: true` for cleaned_cases (else an unchanged file is not loaded again);
            wall seconds and peak RSS of the process.
+- floor:   the same command on a graph of one asset that does nothing (benchmarks/floor_definitions.py),
+           same instance: Dagster's own fixed cost of a fresh process here, which no project's graph avoids.
 - cli-multiprocess (--multiprocess): the same with Dagster's multiprocess executor
            (benchmarks/multiprocess_definitions.py): the alternative to the executor chosen.
 - ui (--ui): `covid-pipeline dev` (webserver + daemon) started once; each turn launches every asset
@@ -18,7 +20,8 @@ registry of N rows (benchmarks/generate_registry.py) and the georef files of the
 - ours, limit, seed: as in benchmarks/load_benchmark.py, against the same server.
 
 For each graph run, each step's own time comes from the run's event log (STEP_START to STEP_SUCCESS);
-the orchestration overhead is the graph's seconds minus the sum of the steps'. Contenders take turns
+the orchestration overhead is the graph's seconds minus the sum of the steps', and the part of it beyond
+the floor is what this project's graph adds to Dagster's own cost. Contenders take turns
 (--repeat), so a busy spell on a shared machine slows them alike; the best turn is kept.
 """
 
@@ -116,9 +119,9 @@ def latest_run_id() -> str:
         return instance.get_runs(limit=1)[0].run_id
 
 
-def run_cli(module: str) -> dict:
+def run_cli(module: str, config: dict = FORCE) -> dict:
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", module, "--select", "*"]
-    seconds, peak, _ = measured([*command, "--config-json", json.dumps(FORCE)])
+    seconds, peak, _ = measured([*command, "--config-json", json.dumps(config)])
     return with_overhead(step_times(latest_run_id()) | {"seconds": seconds, "peak_rss": peak})
 
 
@@ -161,7 +164,7 @@ def benchmark(args) -> dict:
     environment(source, home)
     url, psql = warehouse_url(home), psql_path()
     results: dict = {"generated": generated, "zip_bytes": source.stat().st_size, "load": os.getloadavg()}
-    contenders = [] if args.skip_cli else ["cli"]
+    contenders = [] if args.skip_cli else ["cli", "floor"]
     contenders += ["cli-multiprocess"] * args.multiprocess + ["ui"] * args.ui
     contenders += [] if args.graph_only else ["ours", "limit"]
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
@@ -175,6 +178,8 @@ def benchmark(args) -> dict:
                         continue
                     if name == "cli":
                         runs[name].append(run_cli("covid_pipeline.definitions"))
+                    elif name == "floor":
+                        runs[name].append(run_cli("benchmarks.floor_definitions", {}))
                     elif name == "cli-multiprocess":
                         runs[name].append(run_cli("benchmarks.multiprocess_definitions"))
                     elif name == "ui":
@@ -202,6 +207,7 @@ def benchmark(args) -> dict:
 
 LABELS = {
     "cli": "graph: dagster asset materialize (in-process)",
+    "floor": "Dagster alone: one asset that does nothing",
     "cli-multiprocess": "graph: same, multiprocess executor",
     "ui": "graph: UI launch (webserver + daemon)",
     "ours": "load_cases alone (cleaned_cases' work)",
@@ -232,6 +238,13 @@ def print_table(results: dict, repeat: int) -> None:
             r = results[key]
             steps = ", ".join(f"{step} {s:.2f}" for step, s in r["steps"].items())
             print(f"{key} steps (s): {steps}; run {r['run_seconds']:.2f} s")
+    if "cli" in results and "floor" in results:
+        cli, floor = results["cli"], results["floor"]["overhead"]
+        print(
+            f"CLI overhead {cli['overhead']:.2f} s = Dagster's floor {floor:.2f} s + this graph's own "
+            f"{cli['overhead'] - floor:.2f} s; with the floor alone the overhead would be "
+            f"{floor / (cli['steps_seconds'] + floor):.0%} of the graph"
+        )
     if "cli" in results and "limit" in results:
         print(f"graph via CLI / psql \\copy: {results['cli']['seconds'] / results['limit']['seconds']:.1f}x")
 

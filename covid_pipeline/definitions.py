@@ -4,6 +4,7 @@ Local and AWS differ only in environment variables (see README): unset ones fall
 local defaults (embedded PostgreSQL, folders under $COVID_HOME, the official source URLs).
 """
 
+import atexit
 import gc
 import os
 
@@ -75,5 +76,7 @@ defs = Definitions(
 
 # Everything imported so far (Dagster, pandas, pyarrow, these definitions) lives as long as the process:
 # keep it out of the garbage collector's full passes, during the run and at interpreter exit (a second
-# or more per process otherwise).
+# or more per process otherwise). What a run leaves behind is frozen at exit too, for the same reason
+# (about 0.2 s off every CLI run and run worker).
 gc.freeze()
+atexit.register(gc.freeze)

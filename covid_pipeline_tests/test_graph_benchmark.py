@@ -44,7 +44,8 @@ def test_graph_benchmark_prints_steps_and_overhead_of_the_cli_path_on_the_sample
     assert "rows in covid.cases 10,075" in out
     # The UI path launches through the same GraphQL helper (helpers/dagster_ui.py) that test_dev.py runs
     # against a live `dev`: left out here, it would start a second webserver and daemon for the same check.
-    for label in ("graph: dagster asset materialize", "load_cases alone", "limit: psql"):
+    labels = ("graph: dagster asset materialize", "Dagster alone", "load_cases alone", "limit: psql")
+    for label in labels:
         assert re.search(rf"^{re.escape(label)}.*\s\d+\.\d\d", out, re.MULTILINE), out
     for path in ("cli",):
         steps = re.search(rf"^{path} steps \(s\): (.*); run (\d+\.\d\d) s$", out, re.MULTILINE)
@@ -52,3 +53,10 @@ def test_graph_benchmark_prints_steps_and_overhead_of_the_cli_path_on_the_sample
         names = [part.rsplit(" ", 1)[0] for part in steps.group(1).split(", ")]
         assert {"raw_csv_s3", "cleaned_cases", "cases_checks", "daily_aggregates", "report"} <= set(names)
     assert re.search(r"^graph via CLI / psql \\copy: \d+\.\dx$", out, re.MULTILINE), out
+    floor = (
+        r"^CLI overhead (\d+\.\d\d) s = Dagster's floor (\d+\.\d\d) s \+ this graph's own (-?\d+\.\d\d) s;"
+    )
+    split = re.search(floor, out, re.MULTILINE)
+    assert split, out
+    overhead, dagster, ours = (float(x) for x in split.groups())
+    assert abs(dagster + ours - overhead) <= 0.011
