@@ -9,6 +9,8 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 
+import psycopg
+
 from covid_pipeline.instance import prepare_dagster_home
 from covid_pipeline.metabase import provision as metabase_provision
 from covid_pipeline.resources.database import url_from_environment
@@ -164,15 +166,25 @@ def summary() -> str:
     return "\n".join(lines)
 
 
+def warehouse_url(keep_running: bool = False) -> str:
+    """The warehouse's URL (no Dagster to import), or a one-line refusal when its server does not answer."""
+    try:
+        return url_from_environment(keep_running)
+    except psycopg.OperationalError as error:
+        raise SystemExit(
+            f"covid-pipeline: the warehouse did not answer (COVID_DATABASE_URL): {error}".rstrip()
+        ) from None
+
+
 def db_url(args: argparse.Namespace) -> int:
-    # No Dagster to import: the URL alone. An embedded server is left running for other programs.
-    print(url_from_environment(keep_running=True))
+    # An embedded server is left running for other programs.
+    print(warehouse_url(keep_running=True))
     return 0
 
 
 def psql(args: argparse.Namespace) -> int:
     """psql on the warehouse (the one shipped with pgserver: no client to install)."""
-    return subprocess.call([str(client_binary("psql")), url_from_environment(), *args.psql_args])
+    return subprocess.call([str(client_binary("psql")), warehouse_url(), *args.psql_args])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 import csv
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,19 @@ def test_a_configured_database_url_is_used_not_the_embedded_server(database_url,
     resource = WarehouseResource(database_url=database_url, database_password="s3cret")
     assert "password=s3cret" in printed.stdout
     assert printed.stdout.strip() == resource.url
+
+
+@pytest.mark.parametrize("command", ["db-url", "psql"])
+def test_a_configured_database_that_does_not_answer_is_named_in_one_line_not_a_traceback(command, tmp_path):
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {"COVID_DATABASE_URL": f"postgresql://someone@127.0.0.1:{port}/covid", "COVID_HOME": str(tmp_path)}
+    printed = covid_pipeline(command, env=env)
+    assert printed.returncode == 1
+    assert "Traceback" not in printed.stderr
+    assert printed.stderr.startswith("covid-pipeline: the warehouse did not answer (COVID_DATABASE_URL)")
+    assert f'"127.0.0.1", port {port} failed: Connection refused' in printed.stderr
 
 
 def test_unknown_arguments_are_refused():
