@@ -10,8 +10,9 @@ registry of N rows (benchmarks/generate_registry.py) and the georef files of the
 - cli:     `dagster asset materialize -m covid_pipeline.definitions --select '*'` in a fresh process,
            with `force: true` for cleaned_cases (else an unchanged file is not loaded again);
            wall seconds and peak RSS of the process.
-- floor:   the same command on a graph of one asset that does nothing (benchmarks/floor_definitions.py),
-           same instance: Dagster's own fixed cost of a fresh process here, which no project's graph avoids.
+- floor:   the same command on a graph of the project's shape (20 assets, 7 checks, 10 steps) whose steps
+           do nothing (benchmarks/floor_definitions.py), same instance: what Dagster itself costs here for
+           such a graph in a fresh process, which no project's work avoids.
 - cli-multiprocess (--multiprocess): the same with Dagster's multiprocess executor
            (benchmarks/multiprocess_definitions.py): the alternative to the executor chosen.
 - ui (--ui): `covid-pipeline dev` (webserver + daemon) started once; each turn launches every asset
@@ -208,7 +209,7 @@ def benchmark(args) -> dict:
 
 LABELS = {
     "cli": "graph: dagster asset materialize (in-process)",
-    "floor": "Dagster alone: one asset that does nothing",
+    "floor": "Dagster alone: the same shape, no work",
     "cli-multiprocess": "graph: same, multiprocess executor",
     "ui": "graph: UI launch (webserver + daemon)",
     "ours": "load_cases alone (cleaned_cases' work)",
