@@ -171,8 +171,9 @@ def warehouse_url(keep_running: bool = False) -> str:
     try:
         return url_from_environment(keep_running)
     except psycopg.OperationalError as error:
+        which = "COVID_DATABASE_URL" if os.environ.get("COVID_DATABASE_URL") else "the embedded server"
         raise SystemExit(
-            f"covid-pipeline: the warehouse did not answer (COVID_DATABASE_URL): {error}".rstrip()
+            f"covid-pipeline: the warehouse did not answer ({which}): {error}".rstrip()
         ) from None
 
 
