@@ -147,7 +147,7 @@ def render_report(data: dict[str, list[dict]], images: dict[str, str | None], ge
     deps=[key_of(name) for name in MARTS],
     group_name="reporting",
     kinds={"html"},
-    description="The analyses as a self-contained HTML report in the reports store (report-<date>.html, latest.html).",
+    description="The analyses as a self-contained HTML report in the reports store (`report-<date>.html`, `latest.html`).",
 )
 def report(
     context: AssetExecutionContext, warehouse: WarehouseResource, reports_store: StoreResource
