@@ -59,6 +59,9 @@ CASES_SCHEMA = TableSchema(
 )
 
 
+UNCHANGED_TAG = "covid/unchanged_source"
+
+
 class CasesLoadConfig(Config):
     force: bool = Field(default=False, description="reload even if covid.cases already holds this exact file")
 
@@ -101,7 +104,9 @@ def cleaned_cases(
     if report.skipped_unchanged:
         context.log.info("the registry has not changed since the last load: covid.cases left as it is")
         _counts_of_load(warehouse, report)
-    return MaterializeResult(metadata=_metadata(report, entry))
+    # The tag shows on the materialization in the UI: this run kept covid.cases as it was.
+    tags = {UNCHANGED_TAG: "true"} if report.skipped_unchanged else None
+    return MaterializeResult(metadata=_metadata(report, entry), tags=tags)
 
 
 def _counts_of_load(warehouse: WarehouseResource, report: LoadReport) -> None:
@@ -138,7 +143,7 @@ def _metadata(report: LoadReport, entry: dict) -> dict:
     return metadata | {
         "encoding": MetadataValue.text(report.encoding),
         "seconds": MetadataValue.float(round(report.seconds, 2)),
-        "rows_per_second": MetadataValue.float(float(round(report.rows_per_second))),
+        "rows_per_second": MetadataValue.int(round(report.rows_per_second)),
         "sample_rejects": MetadataValue.md(_rejects_table(report)),
     }
 
