@@ -24,11 +24,12 @@ from dagster import (
 
 from covid_pipeline.assets.raw import MANIFEST
 from covid_pipeline.resources.object_store import ObjectStore
+from covid_pipeline.resources.quality import parse_boolean
 from covid_pipeline.resources.sources import SOURCE_NAMES, Probe, SourcesResource, local_path
 from covid_pipeline.resources.stores import StoreResource
 
-# Deployments switch both on with COVID_AUTOMATION=on; on a laptop they start stopped.
-AUTOMATION_ON = os.environ.get("COVID_AUTOMATION", "").lower() == "on"
+# Deployments switch both on with COVID_AUTOMATION=on (or true, yes, 1); on a laptop they start stopped.
+AUTOMATION_ON = parse_boolean("COVID_AUTOMATION", os.environ.get("COVID_AUTOMATION") or "off")
 
 refresh_everything = define_asset_job(
     "refresh_everything",

@@ -27,7 +27,7 @@ from covid_pipeline.resources.sources import (
     OFFICIAL_PROVINCES_URL,
     SourcesResource,
 )
-from covid_pipeline.resources.stores import StoreResource
+from covid_pipeline.resources.stores import StoreResource, check_store_setting
 from covid_pipeline.resources.warehouse import WarehouseResource
 
 
@@ -35,6 +35,10 @@ def setting(name: str, default: str = "") -> str | EnvVar:
     """The env var when it is set (resolved by Dagster at run time, kept out of the UI), else `default`."""
     return EnvVar(name) if os.environ.get(name) else default
 
+
+# Read at run time, but refused here, when the code loads: a mistyped URL would otherwise become a folder.
+check_store_setting("COVID_RAW_STORE")
+check_store_setting("COVID_REPORTS_STORE")
 
 resources = {
     "warehouse": WarehouseResource(

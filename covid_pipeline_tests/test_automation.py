@@ -35,10 +35,10 @@ for setting in sys.argv[1:]:
 """
 
 
-def test_covid_automation_on_starts_the_schedule_and_the_sensor():
+def test_covid_automation_takes_the_usual_yes_and_no_values():
     env = {k: v for k, v in os.environ.items() if k != "COVID_AUTOMATION"}
     done = subprocess.run(
-        [sys.executable, "-c", STATUSES, "on", "ON", "", "off"],
+        [sys.executable, "-c", STATUSES, "on", "ON", "yes", "true", "1", "", "off", "No", "false", "0"],
         env=env,
         capture_output=True,
         text=True,
@@ -48,8 +48,14 @@ def test_covid_automation_on_starts_the_schedule_and_the_sensor():
     assert done.stdout.splitlines() == [
         "on RUNNING RUNNING",
         "ON RUNNING RUNNING",
+        "yes RUNNING RUNNING",
+        "true RUNNING RUNNING",
+        "1 RUNNING RUNNING",
         "unset STOPPED STOPPED",
         "off STOPPED STOPPED",
+        "No STOPPED STOPPED",
+        "false STOPPED STOPPED",
+        "0 STOPPED STOPPED",
     ]
 
 

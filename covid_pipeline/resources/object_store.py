@@ -6,11 +6,31 @@ AWS_ENDPOINT_URL, so S3-compatible endpoints (and moto in tests) work unchanged.
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# A scheme-like word then ":" or "//" (`s3//bucket`, `s3:/bucket`, `https:/x`): a URL typed wrong, which as a
+# folder path would silently become ./s3/bucket. A one-letter "scheme" is a Windows drive (C:\\...).
+MISTYPED_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+(:|//)")
+
+
+def location_problem(location: str) -> str | None:
+    """Why `location` cannot be a store, for a person; None when it is a folder or `s3://bucket[/prefix]`."""
+    if location.startswith("s3://"):
+        bucket = location[len("s3://") :].partition("/")[0]
+        return None if bucket else "names no bucket: write s3://bucket/prefix"
+    if "://" in location:
+        return "is a URL the stores do not take: write s3://bucket/prefix, or a folder"
+    if MISTYPED_URL.match(location):
+        return (
+            "looks like a mistyped URL: write s3://bucket/prefix for S3, "
+            f"or ./{location} for a folder of that name"
+        )
+    return None
 
 
 class ObjectStore:

@@ -64,6 +64,29 @@ class SettingError(ValueError):
     """An environment variable holds a value its setting cannot take."""
 
 
+BOOLEANS = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
+
+
+def parse_boolean(variable: str, value: str) -> bool:
+    """A yes/no setting: true/false, yes/no, on/off or 1/0, in any case; anything else is refused,
+    naming the variable."""
+    try:
+        return BOOLEANS[value.strip().lower()]
+    except KeyError:
+        raise SettingError(
+            f"{variable}={value!r} is not a yes/no value: write true/false, yes/no, on/off or 1/0."
+        ) from None
+
+
 def _setting(variable: str, value: str, kind: type, description: str | None):
     if kind is str:
         try:

@@ -1,10 +1,13 @@
 """The Dagster resource for an object store: raw sources and published reports each get one."""
 
+import os
+
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from covid_pipeline.resources.embedded_postgres import default_home
-from covid_pipeline.resources.object_store import ObjectStore
+from covid_pipeline.resources.object_store import ObjectStore, location_problem
+from covid_pipeline.resources.quality import SettingError
 
 
 class StoreResource(ConfigurableResource):
@@ -15,3 +18,10 @@ class StoreResource(ConfigurableResource):
 
     def store(self) -> ObjectStore:
         return ObjectStore(self.location or str(default_home() / self.default_folder))
+
+
+def check_store_setting(variable: str) -> None:
+    """Refuse, naming the variable, a store setting that is neither a folder nor s3://bucket/prefix."""
+    value = os.environ.get(variable, "")
+    if value and (problem := location_problem(value)):
+        raise SettingError(f"{variable}={value!r} {problem}.")
