@@ -33,3 +33,65 @@ def prepare_dagster_home() -> Path:
         target.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def daemon_processes(home: Path) -> list[int]:
+    """The pids of the Dagster daemons serving the instance in `home` on this machine: `dagster-daemon run`,
+    or the one `dagster dev` / `dg dev` / `covid-pipeline dev` start (a process of its own, which outlives a
+    killed parent: it is looked for, not assumed gone)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["status"] == psutil.STATUS_ZOMBIE or not _is_daemon(cmdline):
+            continue
+        try:
+            serves = process.environ().get("DAGSTER_HOME")
+        except (psutil.AccessDenied, psutil.NoSuchProcess):
+            continue
+        if serves and Path(serves).expanduser().resolve() == home:
+            found.append(process.info["pid"])
+    return found
+
+
+def _is_daemon(cmdline: list[str]) -> bool:
+    return any(
+        (arg == "dagster._daemon" or os.path.basename(arg) == "dagster-daemon") and following == "run"
+        for arg, following in zip(cmdline, cmdline[1:], strict=False)
+    )
+
+
+def clear_abandoned_runs(instance, command: str) -> list[str]:
+    """Mark failed the started runs whose process is gone (killed, or its machine restarted), so that the
+    queue (one run at a time) moves on. Dagster's own run monitoring cannot see this for the local run
+    launcher: it only ends runs past `max_runtime_seconds` (dagster.yaml)."""
+    import psutil
+    from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
+
+    cleared = []
+    for run in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED])):
+        starts = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_START, limit=1).records
+        if not starts:
+            continue
+        entry = starts[0].event_log_entry
+        pid = entry.dagster_event.pid
+        if pid is not None and _alive_since(psutil, pid, entry.timestamp):
+            continue
+        instance.report_run_failed(
+            run,
+            f"The run's process (pid {pid}) is gone: it was killed, or the machine stopped. "
+            f"Marked failed by `covid-pipeline {command}` so that queued runs can start.",
+        )
+        cleared.append(run.run_id)
+    return cleared
+
+
+def _alive_since(psutil, pid: int, started: float) -> bool:
+    """Whether process `pid` runs and is the one that existed at `started` (a pid is reused after its
+    process ends)."""
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= started + 1
+    except psutil.NoSuchProcess:
+        return False

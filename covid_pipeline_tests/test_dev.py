@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -16,6 +17,8 @@ from covid_pipeline.cli import sample_sources
 from covid_pipeline_tests.helpers.dagster_ui import (
     graphql,
     materialize_all,
+    reexecute_all,
+    runs_of_job,
     start_dev,
     stop,
     wait_for_graphql,
@@ -40,15 +43,7 @@ def user_env(home: Path) -> dict:
 
 
 def stop_embedded_postgres(home: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import pgserver, sys; pgserver.get_server(sys.argv[1]).cleanup()",
-            str(home / "pgdata"),
-        ],
-        check=True,
-    )
+    subprocess.run([sys.executable, "-m", "covid_pipeline", "stop"], env=user_env(home), check=True)
 
 
 def printed_by(command: str, env: dict) -> str:
@@ -80,12 +75,23 @@ def test_the_executor_is_chosen_in_code_for_every_way_the_graph_runs():
 
 
 def dg(*args: str, env: dict) -> subprocess.CompletedProcess:
-    """Dagster's `dg` CLI, run in the checkout as a developer runs it (it reads [tool.dg] in pyproject.toml)."""
+    """Dagster's `dg` CLI, run in the checkout as a developer runs it (it reads [tool.dg] in pyproject.toml),
+    on the instance of `covid-pipeline dagster-home` (without DAGSTER_HOME, Dagster keeps its state and
+    telemetry in ~/.dagster: the user's home, which the tests leave alone)."""
     installed = Path(sys.executable).parent / "dg"
     command = [str(installed)] if installed.exists() else [sys.executable, "-m", "dagster_dg_cli.cli"]
+    env = env | {"DAGSTER_HOME": env.get("DAGSTER_HOME") or printed_by("dagster-home", env)}
     return subprocess.run(
         [*command, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
     )
+
+
+def test_dg_as_the_suite_runs_it_writes_nothing_in_the_users_home(home, tmp_path):
+    user_home = tmp_path / "user"
+    user_home.mkdir()
+    checked = dg("check", "defs", env=user_env(home) | {"HOME": str(user_home)})
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    assert list(user_home.rglob("*")) == []
 
 
 RUNS = "{ runsOrError { ... on Runs { results { runId status } } } }"
@@ -153,3 +159,91 @@ def test_dg_and_the_dev_ui_share_one_instance_and_each_runs_the_whole_graph_on_t
     } == {"cases_checks"}
     assert len([e for e in evaluations if e.step_key == "cases_checks"]) == len(CASES_CHECKS)
     assert cases_in_warehouse(home) == SAMPLE_CASES
+
+
+@pytest.mark.slow
+def test_the_demos_run_is_a_run_of_the_job_that_the_ui_lists_and_re_executes(home, tmp_path, monkeypatch):
+    """The demo's run, seen in the UI started afterwards on the same home: on the job's runs page, with its
+    code location (the timeline groups runs by it), and "Re-execute all" runs it again to success."""
+    demo = subprocess.run(
+        [sys.executable, "-m", "covid_pipeline", "demo"], env=user_env(home), capture_output=True, text=True
+    )
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    with DagsterInstance.get() as instance:
+        [demo_run] = instance.get_runs()
+
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    dev = start_dev(user_env(home), port, tmp_path / "dev.log")
+    try:
+        wait_for_graphql(base_url, dev)
+        [listed] = runs_of_job(base_url, "refresh_everything")
+        assert (listed["runId"], listed["status"]) == (demo_run.run_id, "SUCCESS")
+        location = graphql(base_url, "{ assetNodes { repository { name location { name } } } }")[
+            "assetNodes"
+        ][0]
+        assert listed["repositoryOrigin"] == {
+            "repositoryLocationName": location["repository"]["location"]["name"],
+            "repositoryName": location["repository"]["name"],
+        }
+        again = reexecute_all(base_url, demo_run.run_id)
+        assert wait_for_run(base_url, again)["status"] == "SUCCESS", (tmp_path / "dev.log").read_text()[
+            -5000:
+        ]
+        runs = runs_of_job(base_url, "refresh_everything")
+        assert [(r["runId"], r["parentRunId"], r["status"]) for r in runs] == [
+            (again, demo_run.run_id, "SUCCESS"),
+            (demo_run.run_id, None, "SUCCESS"),
+        ]
+    finally:
+        assert stop(dev)
+
+
+def test_dev_on_a_busy_port_exits_at_once_naming_the_port(home, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        dev = subprocess.run(
+            [sys.executable, "-m", "covid_pipeline", "dev", "--port", str(port)],
+            env=user_env(home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert dev.returncode == 1 and time.monotonic() - started < 30
+    assert dev.stderr.splitlines() == [
+        f"covid-pipeline dev: port {port} on 127.0.0.1 is in use (another covid-pipeline dev?): "
+        "stop that, or choose another port with --port."
+    ]
+
+
+def test_a_second_daemon_on_the_instance_is_refused_whatever_the_port(home, tmp_path):
+    """Two daemons on one instance would both run the schedule and the sensor: a daemon already there
+    (`dagster-daemon run`, another dev's, or one whose dev was killed) makes `dev` refuse to start."""
+    env = user_env(home) | {"DAGSTER_HOME": printed_by("dagster-home", user_env(home))}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "dagster._daemon", "run", "-m", "covid_pipeline.definitions"],
+        env=env | sample_sources(),
+        cwd=home / "dagster",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        dev = subprocess.run(
+            [sys.executable, "-m", "covid_pipeline", "dev", "--port", str(free_port())],
+            env=user_env(home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+    assert dev.returncode == 1
+    assert dev.stderr.splitlines() == [
+        f"covid-pipeline dev: a Dagster daemon already serves the instance {home / 'dagster'} (pid "
+        f"{daemon.pid}: another covid-pipeline dev, or a demo's run): stop it first."
+    ]

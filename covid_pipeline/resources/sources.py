@@ -28,6 +28,12 @@ OFFICIAL_DEPARTMENTS_URL = (
     "https://infra.datos.gob.ar/catalog/modernizacion/dataset/7/distribution/7.8/download/departamentos.csv"
 )
 SOURCE_NAMES = ("cases", "provinces", "departments")
+# The environment variable that sets each source (definitions.py), for messages.
+SETTINGS = {
+    "cases": "COVID_CASES_URL",
+    "provinces": "COVID_PROVINCES_URL",
+    "departments": "COVID_DEPARTMENTS_URL",
+}
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 BLOCK = 1024 * 1024
 
@@ -99,7 +105,7 @@ class SourcesResource(ConfigurableResource):
         path = local_path(url)
         if path is not None:
             if not path.is_file():
-                raise DownloadError(f"{name}: {path} does not exist (check the {name} URL setting)")
+                raise DownloadError(f"{name}: {path} does not exist (check {SETTINGS[name]})")
             digest = _copy_hashing(path, target, name, self.progress_seconds)
             fetched = Fetched(name, url, target, digest, target.stat().st_size)
         else:
@@ -199,7 +205,7 @@ def _download(
                         raise _Interrupted(f"HTTP {response.status_code}")
                     else:
                         raise DownloadError(
-                            f"{name}: {url} answered HTTP {response.status_code}. Check the {name} URL setting."
+                            f"{name}: {url} answered HTTP {response.status_code}. Check {SETTINGS[name]}."
                         )
                     if response.headers.get("Content-Encoding"):
                         validator = None  # byte ranges of an encoded body do not match the file's
@@ -222,7 +228,7 @@ def _download(
                 if attempt >= retries:
                     raise DownloadError(
                         f"{name}: download of {url} failed after {attempt} attempts ({exc}). "
-                        "Check the network or the URL setting, then re-run: nothing was replaced."
+                        f"Check the network or {SETTINGS[name]}, then re-run: nothing was replaced."
                     ) from exc
                 wait = backoff * 2 ** (attempt - 1)
                 log.warning(f"{name}: {exc}; retrying in {wait:.1f}s (attempt {attempt + 1} of {retries})")

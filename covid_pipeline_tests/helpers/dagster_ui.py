@@ -53,6 +53,26 @@ WORKSPACE = """
     locationOrLoadError { __typename ... on PythonError { message } } } } } }
 """
 
+REEXECUTE = """
+mutation Reexecute($parentRunId: String!) {
+  launchPipelineReexecution(reexecutionParams: {parentRunId: $parentRunId, strategy: ALL_STEPS}) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message stack }
+    ... on PipelineNotFoundError { message }
+  }
+}
+"""
+
+RUNS_OF_JOB = """
+query RunsOfJob($filter: RunsFilter!) {
+  runsOrError(filter: $filter) {
+    ... on Runs { results { runId status parentRunId
+        repositoryOrigin { repositoryLocationName repositoryName } } }
+  }
+}
+"""
+
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -161,3 +181,16 @@ def wait_for_run(base_url: str, run_id: str, timeout: float = 600) -> dict:
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} still {run.get('status')} after {timeout} s")
         time.sleep(0.5)
+
+
+def reexecute_all(base_url: str, run_id: str) -> str:
+    """Re-execute every step of run `run_id`, as the run page's "Re-execute all" does; returns the new run's id."""
+    launched = graphql(base_url, REEXECUTE, {"parentRunId": run_id})["launchPipelineReexecution"]
+    if launched["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"re-execution refused: {launched}")
+    return launched["run"]["runId"]
+
+
+def runs_of_job(base_url: str, job_name: str) -> list[dict]:
+    """The runs the job's page lists (Jobs > job > Runs), newest first."""
+    return graphql(base_url, RUNS_OF_JOB, {"filter": {"pipelineName": job_name}})["runsOrError"]["results"]
