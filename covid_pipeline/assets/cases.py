@@ -143,7 +143,8 @@ def _metadata(report: LoadReport, entry: dict) -> dict:
     return metadata | {
         "encoding": MetadataValue.text(report.encoding),
         "seconds": MetadataValue.float(round(report.seconds, 2)),
-        "rows_per_second": MetadataValue.int(round(report.rows_per_second)),
+        # text: the UI prints numbers without thousands separators (66120)
+        "rows_per_second": MetadataValue.text(f"{round(report.rows_per_second):,}"),
         "sample_rejects": MetadataValue.md(_rejects_table(report)),
     }
 
