@@ -71,6 +71,9 @@ def demo(args: argparse.Namespace) -> int:
             events(entry)
         lines.on_event(entry)
 
+    # This process holds the embedded server from here: it is not stopped when the run's process ends and
+    # started again for the summary. A warehouse that does not answer is named here, in one line.
+    warehouse_url()
     with DagsterInstance.get() as instance:
         for run_id in clear_abandoned_runs(instance, "demo"):
             say(f"  run {run_id[:8]} had lost its process (killed?): marked failed")
