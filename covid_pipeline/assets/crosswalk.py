@@ -6,7 +6,6 @@ reasons that file gives. Built from covid.departments as loaded, so the release-
 (Chascomús) resolve against the georef release in the warehouse.
 """
 
-import unicodedata
 from functools import cache
 from importlib.resources import files
 
@@ -17,6 +16,7 @@ from psycopg import sql
 from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.reference import departments
 from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.georef import plain_name
 from covid_pipeline.resources.database import read_sql
 from covid_pipeline.resources.warehouse import WarehouseResource, swap_in
 
@@ -32,13 +32,7 @@ def mapping() -> dict:
 
 def same_name(a: str, b: str) -> bool:
     """Names equal but for case and accents (georef writes "Río Grande", registries "RIO GRANDE")."""
-
-    def plain(text: str) -> str:
-        return "".join(
-            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-        ).casefold()
-
-    return plain(a).strip() == plain(b).strip()
+    return plain_name(a) == plain_name(b)
 
 
 def crosswalk_rows(
