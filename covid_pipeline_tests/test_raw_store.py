@@ -218,3 +218,17 @@ def test_the_sensor_asks_for_the_run_that_writes_a_damaged_manifest_anew(stored)
         and request.tags["covid/changed_sources"] == "cases,provinces,departments"
     )
     assert request.tags["covid/manifest_damaged"].startswith("not JSON")
+
+
+def test_a_raw_file_deleted_from_an_s3_store_is_named(sample_copy, tmp_path, s3_bucket):
+    import boto3
+
+    raw = f"s3://{s3_bucket}/raw"
+    assert run(sample_copy, raw, tmp_path).success
+    s3 = boto3.client("s3")
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="raw/cases/")["Contents"]]
+    s3.delete_object(Bucket=s3_bucket, Key=key)
+    message = refusal(run(sample_copy, raw, tmp_path, selection=["cleaned_cases"]), "cleaned_cases")
+    assert message.startswith(f"s3://{s3_bucket}/{key}, the current cases file by manifest.json, is missing")
+    assert run(sample_copy, raw, tmp_path).success
+    assert s3.head_object(Bucket=s3_bucket, Key=key)["ContentLength"] > 0
