@@ -226,7 +226,7 @@ def test_the_rules_that_no_longer_match_leave_their_departments_unplaced_with_th
 
 def test_a_check_names_each_rule_that_no_longer_matches_and_why(other_release, sample_warehouse):
     _, result = other_release
-    check = checks_of(result)["rules_match_georef"]
+    check = checks_of(result)["rules_match"]
     assert not check.passed and check.severity == AssetCheckSeverity.WARN
     rules = check.metadata["rules_that_no_longer_match"].value
     assert "| 2 | 3 | caba_comuna |" in rules and "'Comuna 03', not 'Comuna 3'" in rules

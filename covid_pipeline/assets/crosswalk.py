@@ -5,7 +5,7 @@ data/department_crosswalk.yaml (CABA's comunas, Tierra del Fuego's old codes, Ch
 reasons that file gives. Built from covid.departments as loaded, so the release-dependent exceptions
 (Chascomús) resolve against the georef release in the warehouse. An exception that no longer matches that
 release (its georef ids gone, or named otherwise) leaves its registry department unplaced, with the reason,
-rather than guessing or stopping the counts: the rules_match_georef check (checks/crosswalk.py) names it.
+rather than guessing or stopping the counts: the rules_match check (checks/crosswalk.py) names it.
 """
 
 from functools import cache
@@ -24,7 +24,7 @@ from covid_pipeline.resources.warehouse import WarehouseResource, swap_in
 MAPPING_FILE = "department_crosswalk.yaml"
 TABLE, INCOMING = "department_crosswalk", "department_crosswalk__incoming"
 UNPLACED = "unplaced: "  # how the reason of a rule that no longer matches begins
-UNPLACED_RULES = "unplaced: a rule that no longer matches georef (the rules_match_georef check says which)"
+UNPLACED_RULES = "unplaced: a rule that no longer matches georef (the rules_match check says which)"
 RENUMBERED = f"the georef release renumbered or renamed it; update data/{MAPPING_FILE} for it"
 
 
@@ -122,7 +122,7 @@ def department_crosswalk(context: AssetExecutionContext, warehouse: WarehouseRes
     if unplaced:
         context.log.warning(
             f"covid.department_crosswalk: {unplaced} registry code(s) left unplaced: their rule in {MAPPING_FILE} "
-            "no longer matches the loaded georef release (see the rules_match_georef check)"
+            "no longer matches the loaded georef release (see the rules_match check)"
         )
     table = ["| rule | codes |", "|---|---:|"] + [f"| {r} | {n} |" for r, n in by_reason.items()]
     return MaterializeResult(

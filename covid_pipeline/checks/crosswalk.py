@@ -19,7 +19,7 @@ from covid_pipeline.resources.warehouse import WarehouseResource
     description=f"every exception of data/{MAPPING_FILE} matches the loaded georef release (a rule that no longer "
     "does leaves its registry department unplaced, and is listed here with the reason)",
 )
-def rules_match_georef(warehouse: WarehouseResource) -> AssetCheckResult:
+def rules_match(warehouse: WarehouseResource) -> AssetCheckResult:
     unplaced = fetch(warehouse, "crosswalk_unplaced.sql", many=True)
     rule_of = {(r["province_id"], r["department_id"]): r["reason"] for r in mapping()["exceptions"]}
     table = ["| province | department | rule | why |", "|---:|---:|---|---|"] + [
@@ -49,4 +49,4 @@ def rules_match_georef(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
-crosswalk_checks = [rules_match_georef]
+crosswalk_checks = [rules_match]
