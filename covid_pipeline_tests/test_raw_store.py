@@ -10,6 +10,8 @@ root (root writes through file modes); as another user, a folder without write p
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -126,27 +128,34 @@ def test_a_raw_store_setting_that_names_a_file_is_refused_naming_it(sample_copy,
     assert a_file.read_bytes() == b"not a folder"
 
 
-@pytest.fixture
-def read_only_home(tmp_path, monkeypatch) -> Path:
-    """COVID_HOME on a folder nobody may write: a read-only mount as root, a folder without write permission
-    otherwise."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("COVID_HOME", str(home))
-    if os.geteuid() != 0:
-        home.chmod(0o555)
-        yield home
-        home.chmod(0o755)
-        return
+@contextmanager
+def tmpfs(folder: Path, options: str, why: str) -> Iterator[Path]:
+    """A tmpfs mounted on `folder` for the test (skipped, saying `why` it needs one, where mounting is not allowed)."""
+    folder.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(home)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
     )
     if mounted.returncode:
-        pytest.skip(
-            f"root without the right to mount a read-only tmpfs here: {mounted.stderr.decode().strip()}"
-        )
+        pytest.skip(f"{why}, and mounting one is not allowed here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+@pytest.fixture
+def read_only_home(tmp_path, monkeypatch) -> Iterator[Path]:
+    """COVID_HOME on a folder nobody may write: a read-only mount as root (root writes through file modes), a
+    folder without write permission otherwise."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("COVID_HOME", str(home))
+    if os.geteuid() == 0:
+        with tmpfs(home, "ro,size=1m", "root needs a read-only file system") as folder:
+            yield folder
+        return
+    home.mkdir(mode=0o555)
     yield home
-    subprocess.run(["umount", "-l", str(home)], check=True)
+    home.chmod(0o755)
 
 
 def test_a_read_only_covid_home_is_named_without_a_retry(sample_copy, tmp_path, read_only_home):
@@ -157,19 +166,10 @@ def test_a_read_only_covid_home_is_named_without_a_retry(sample_copy, tmp_path, 
 
 
 @pytest.fixture
-def small_disk(tmp_path) -> Path:
-    """A 64 KB disk of its own (tmpfs): the bundled registry (150 KB) does not fit."""
-    disk = tmp_path / "small"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True
-    )
-    if mounted.returncode:
-        pytest.skip(
-            f"a full disk needs a small tmpfs, which only root may mount: {mounted.stderr.decode().strip()}"
-        )
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)], check=True)
+def small_disk(tmp_path) -> Iterator[Path]:
+    """A 64 KB disk of its own: the bundled registry (150 KB) does not fit."""
+    with tmpfs(tmp_path / "small", "size=64k", "a full disk is a small tmpfs") as disk:
+        yield disk
 
 
 def test_a_full_raw_store_disk_is_named_and_leaves_no_partial_file(sample_copy, tmp_path, small_disk):
