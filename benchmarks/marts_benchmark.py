@@ -46,26 +46,16 @@ def load_reference(url: str) -> None:
     import psycopg
 
     from covid_pipeline.assets.crosswalk import build_department_crosswalk
-    from covid_pipeline.assets.reference import (
-        DEPARTMENT_FIELDS,
-        PROVINCE_FIELDS,
-        parse_georef,
-        replace_table,
-    )
+    from covid_pipeline.assets.reference import replace_table
     from covid_pipeline.cli import sample_sources
+    from covid_pipeline.ingest.georef import DEPARTMENTS, PROVINCES, read_georef
 
     sources = sample_sources()
     with psycopg.connect(url) as conn:
-        for table, fields, key in (
-            ("provinces", PROVINCE_FIELDS, "COVID_PROVINCES_URL"),
-            ("departments", DEPARTMENT_FIELDS, "COVID_DEPARTMENTS_URL"),
-        ):
-            path = Path(sources[key])
-            rows = parse_georef(path.read_bytes(), path.name, fields)
-            if table == "departments":
-                for row in rows:
-                    row["department_code"] = row["department_id"] % 1000
-            replace_table(conn, table, f"{table}_table.sql", rows)
+        for spec in (PROVINCES, DEPARTMENTS):
+            path = Path(sources[spec.setting])
+            rows = [row.values for row in read_georef(path.read_bytes(), path.name, spec)]
+            replace_table(conn, spec.table, f"{spec.table}_table.sql", rows)
         build_department_crosswalk(conn)
 
 

@@ -22,7 +22,7 @@ from dagster import (
     sensor,
 )
 
-from covid_pipeline.assets.raw import MANIFEST
+from covid_pipeline.assets.raw import ManifestDamaged, stored_manifest
 from covid_pipeline.resources.object_store import ObjectStore
 from covid_pipeline.resources.quality import parse_boolean
 from covid_pipeline.resources.sources import SOURCE_NAMES, Probe, SourcesResource, local_path
@@ -49,10 +49,8 @@ daily_refresh = ScheduleDefinition(
 
 def stored_versions(store: ObjectStore) -> dict[str, str]:
     """What each source was at its last fetch, as `Probe.version` would put it (empty: never fetched)."""
-    if not store.exists(MANIFEST):
-        return {}
     versions = {}
-    for name, entry in store.get_json(MANIFEST).items():
+    for name, entry in stored_manifest(store).items():
         is_local = local_path(entry["url"]) is not None
         probe = Probe(
             entry["url"],
@@ -84,7 +82,16 @@ def new_publication(context: SensorEvaluationContext, sources: SourcesResource, 
                 "downloading it; the daily schedule refreshes it"
             )
         current[name] = f"{probe.url}|{probe.version}"
-    stored = stored_versions(raw_store.store())
+    try:
+        stored = stored_versions(raw_store.store())
+    except ManifestDamaged as damaged:  # a run writes it anew; its key changes with the damage, so it is run
+        context.log.warning(str(damaged))
+        key = hashlib.sha256(json.dumps([current, damaged.problem], sort_keys=True).encode()).hexdigest()[:20]
+        tags = {
+            "covid/changed_sources": ",".join(SOURCE_NAMES),
+            "covid/manifest_damaged": damaged.problem[:200],
+        }
+        return RunRequest(run_key=key, tags=tags)
     changed = [name for name in SOURCE_NAMES if stored.get(name) != current[name]]
     if not changed:
         return SkipReason("no source has changed since it was last fetched")

@@ -47,6 +47,7 @@ def test_every_check_passes_on_the_bundled_sample_with_figures_from_the_files(sa
         "dates_in_range",
         "categorical_values_known",
         "codes_known_to_georef",
+        "rules_match",
         "totals_match_cases",
     }
     assert all(c.passed for c in checks.values())

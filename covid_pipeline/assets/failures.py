@@ -11,6 +11,7 @@ import psycopg
 from dagster import Failure
 
 from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.resources.object_store import StoreError
 from covid_pipeline.resources.sources import DownloadError
 
 
@@ -23,7 +24,7 @@ def failures_for_people(kept: str, **metadata) -> Iterator[None]:
     """Turn the errors a user can act on into a Dagster Failure; `kept` says what was left intact."""
     try:
         yield
-    except (SourceFormatError, DownloadError, RawSourceMissing) as exc:
+    except (SourceFormatError, DownloadError, RawSourceMissing, StoreError) as exc:
         raise Failure(description=f"{exc}\n\n{kept}", metadata=metadata, allow_retries=False) from None
     except psycopg.OperationalError as exc:
         raise Failure(

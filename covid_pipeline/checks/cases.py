@@ -19,7 +19,7 @@ from dagster import (
 
 from covid_pipeline.assets.cases import cleaned_cases
 from covid_pipeline.assets.crosswalk import department_crosswalk, mapping
-from covid_pipeline.assets.reference import provinces
+from covid_pipeline.assets.reference import departments, provinces
 from covid_pipeline.checks.query import fetch, share
 from covid_pipeline.ingest.registry_format import CATEGORICAL_COLUMNS, REGISTRY_COLUMNS, Kind
 from covid_pipeline.resources.quality import QualityResource
@@ -208,7 +208,9 @@ CASES_CHECKS: dict[str, tuple[CheckFunction, bool, str]] = {
             asset=cleaned_cases,
             blocking=blocking,
             description=description,
-            additional_deps=[provinces, department_crosswalk] if name == "codes_known_to_georef" else None,
+            additional_deps=[provinces, departments, department_crosswalk]
+            if name == "codes_known_to_georef"
+            else None,
         )
         for name, (_, blocking, description) in CASES_CHECKS.items()
     ],

@@ -2,8 +2,13 @@
 
 Raw sources and reports both live in one of these. S3 goes through boto3, which honours
 AWS_ENDPOINT_URL, so S3-compatible endpoints (and moto in tests) work unchanged.
+
+A fault of the store itself (a read-only or full disk, a file where the folder should be, a file gone) is a
+StoreError: one line naming the path and the setting to change, which no retry would cure. A write that fails
+leaves nothing behind: files are written beside their name (`.partial`) and renamed into place.
 """
 
+import errno
 import json
 import os
 import re
@@ -33,11 +38,28 @@ def location_problem(location: str) -> str | None:
     return None
 
 
+# What the person running the pipeline can do about each fault of a local store.
+_FAULTS = {
+    errno.ENOSPC: ("no space left on the device", "Free space there, or point {setting} at a disk with room"),
+    errno.EDQUOT: ("disk quota exceeded", "Free space there, or point {setting} at a disk with room"),
+    errno.EROFS: ("read-only file system", "Make it writable, or point {setting} at a writable folder"),
+    errno.EACCES: ("permission denied", "Make it writable, or point {setting} at a writable folder"),
+    errno.EPERM: ("permission denied", "Make it writable, or point {setting} at a writable folder"),
+    errno.ENOTDIR: ("a file stands where a folder should be", "Point {setting} at a folder"),
+    errno.EEXIST: ("a file stands where a folder should be", "Point {setting} at a folder"),
+}
+
+
+class StoreError(RuntimeError):
+    """The store cannot be read or written; the message names the path and the setting."""
+
+
 class ObjectStore:
     """Files under keys like `cases/<sha256>.zip`, in a folder or an S3 prefix."""
 
-    def __init__(self, location: str):
+    def __init__(self, location: str, name: str = "store", setting: str = "its location setting"):
         self.location = location.rstrip("/")
+        self.name, self.setting = name, setting  # for messages: "raw store", "COVID_RAW_STORE"
         self.is_s3 = self.location.startswith("s3://")
         if self.is_s3:
             bucket, _, prefix = self.location[len("s3://") :].partition("/")
@@ -53,14 +75,14 @@ class ObjectStore:
 
     def exists(self, key: str) -> bool:
         if not self.is_s3:
-            return (self.root / key).is_file()
+            return self._path(key).is_file()
         from botocore.exceptions import ClientError
 
         try:
             self._s3().head_object(Bucket=self.bucket, Key=self._key(key))
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _is_missing(exc):
                 return False
             raise
 
@@ -70,11 +92,8 @@ class ObjectStore:
             extra = {"ContentType": content_type} if content_type else None
             self._s3().upload_file(str(local_path), self.bucket, self._key(key), ExtraArgs=extra)
         else:
-            target = self.root / key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            shutil.copyfile(local_path, partial)
-            os.replace(partial, target)
+            with self._writing(key) as partial:
+                shutil.copyfile(local_path, partial)
         return self.uri(key)
 
     def put_bytes(self, data: bytes, key: str, content_type: str | None = None) -> str:
@@ -82,17 +101,25 @@ class ObjectStore:
             extra = {"ContentType": content_type} if content_type else {}
             self._s3().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
         else:
-            target = self.root / key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            partial.write_bytes(data)
-            os.replace(partial, target)
+            with self._writing(key) as partial:
+                partial.write_bytes(data)
         return self.uri(key)
 
     def get_bytes(self, key: str) -> bytes:
         if self.is_s3:
-            return self._s3().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        return (self.root / key).read_bytes()
+            from botocore.exceptions import ClientError
+
+            try:
+                return self._s3().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            except ClientError as exc:
+                raise self._missing(key) if _is_missing(exc) else exc from None
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise self._missing(key) from None
+        except OSError as exc:
+            raise self._fault(exc, "read", path) from None
 
     def put_json(self, obj: Any, key: str) -> str:
         return self.put_bytes(
@@ -109,17 +136,59 @@ class ObjectStore:
         Zip archives need random access, so S3 objects are fetched (multipart, in parallel) first.
         """
         if not self.is_s3:
-            path = self.root / key
+            path = self._path(key)
             if not path.is_file():
-                raise FileNotFoundError(f"{path} is not in the raw store; materialize raw_csv_s3 first")
+                raise self._missing(key)
             yield path
             return
         import tempfile
 
+        from botocore.exceptions import ClientError
+
         with tempfile.TemporaryDirectory(dir=scratch_dir) as folder:
             path = Path(folder) / Path(key).name
-            self._s3().download_file(self.bucket, self._key(key), str(path))
+            try:
+                self._s3().download_file(self.bucket, self._key(key), str(path))
+            except ClientError as exc:
+                raise self._missing(key) if _is_missing(exc) else exc from None
             yield path
+
+    def _path(self, key: str) -> Path:
+        """The local file of `key`; refuses a store whose folder is a file (nothing could ever be kept there)."""
+        if self.root.is_file():
+            raise StoreError(
+                f"The {self.name} {self.root} is a file, not a folder: point {self.setting} at a folder "
+                "(or s3://bucket/prefix)."
+            )
+        return self.root / key
+
+    @contextmanager
+    def _writing(self, key: str) -> Iterator[Path]:
+        """A `.partial` path to write `key`'s content to, renamed to `key` when done and removed if not."""
+        target = self._path(key)
+        partial = target.with_name(target.name + ".partial")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            yield partial
+            os.replace(partial, target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise self._fault(exc, "write", Path(exc.filename2 or exc.filename or target)) from None
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+    def _fault(self, exc: OSError, doing: str, path: Path) -> StoreError:
+        reason, advice = _FAULTS.get(exc.errno, (exc.strerror or str(exc), "Check {setting}"))
+        if Path(path).name.endswith(".partial"):
+            path = Path(path).with_name(Path(path).name.removesuffix(".partial"))
+        where = "" if str(path).startswith(self.location) else f" (the {self.name} is {self.location})"
+        return StoreError(
+            f"The {self.name} cannot {doing} {path}: {reason}. {advice.format(setting=self.setting)}{where}."
+        )
+
+    def _missing(self, key: str) -> StoreError:
+        return StoreError(f"{self.uri(key)} is not in the {self.name} (deleted or moved?).")
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -128,3 +197,8 @@ class ObjectStore:
         import boto3
 
         return boto3.client("s3")
+
+
+def _is_missing(exc) -> bool:
+    """An S3 ClientError saying the object does not exist."""
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")

@@ -17,7 +17,13 @@ class StoreResource(ConfigurableResource):
     default_folder: str = Field(default="raw", description="folder under $COVID_HOME when location is empty")
 
     def store(self) -> ObjectStore:
-        return ObjectStore(self.location or str(default_home() / self.default_folder))
+        # Named in messages as definitions.py sets it: COVID_RAW_STORE, COVID_REPORTS_STORE, or COVID_HOME
+        setting = f"COVID_{self.default_folder.upper()}_STORE"
+        return ObjectStore(
+            self.location or str(default_home() / self.default_folder),
+            name=f"{self.default_folder} store",
+            setting=setting if self.location else f"COVID_HOME (or {setting})",
+        )
 
 
 def check_store_setting(variable: str) -> None:

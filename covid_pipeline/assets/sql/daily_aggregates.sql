@@ -1,8 +1,9 @@
 -- covid.daily_aggregates: counts per day of notification (fecha_apertura) and residence.
 -- deaths / icu / ventilated count confirmed cases only.
 -- georef_department_id: the georef department the residence lands on (covid.department_crosswalk); NULL
--- when the registry says SIN ESPECIFICAR (department 0, province 99) or the code is in no georef release
--- (the codes_known_to_georef check lists those). Joined after grouping: a few thousand groups, not every case.
+-- when the registry says SIN ESPECIFICAR (department 0, province 99), the code is in no georef release, or its
+-- exception in data/department_crosswalk.yaml no longer matches the loaded release (the codes_known_to_georef
+-- check lists those codes; rules_match, the rules). Joined after grouping: a few thousand groups, not every case.
 -- Hashing the groups in memory (not sorting 1M+ rows) and splitting the scan between workers halves
 -- the time: the planner over-estimates the groups tenfold and, by default, picks neither. At 8M rows it
 -- even walked the index on opened_date to sort-group (2.5 times slower): sorting is ruled out here, and a
