@@ -81,7 +81,14 @@ def cleaned_cases(
     store = raw_store.store()
     with failures_for_people("covid.cases was left as it was."):
         entry = current_source(store, "cases")
-    limits = LoadLimits(max_rejected_share=quality.max_rejected_share, max_row_drop=quality.max_row_drop)
+    limits = LoadLimits(
+        max_rejected_share=quality.max_rejected_share,
+        max_row_drop=quality.max_row_drop,
+        max_row_growth=quality.max_row_growth,
+        max_duplicate_share=quality.max_duplicate_share,
+        max_empty_share=quality.max_empty_share,
+        allow_older_publication=quality.allow_older_publication,
+    )
     kept = f"covid.cases was left as it was (source: {entry['url']})."
     with (
         failures_for_people(kept, source_sha256=entry["sha256"], source_url=entry["url"]),

@@ -24,7 +24,7 @@ from psycopg import sql
 
 from covid_pipeline.ingest.cleaning import CleanChunk, Reject, check_header, clean_chunk
 from covid_pipeline.ingest.errors import SourceFormatError
-from covid_pipeline.ingest.gate import NO_LIMITS, LoadLimits, enforce
+from covid_pipeline.ingest.gate import NO_LIMITS, GateTally, LatestLoad, LoadLimits, enforce
 from covid_pipeline.ingest.reader import (
     CHUNK_BYTES,
     Chunk,
@@ -76,13 +76,14 @@ class LoadReport:
         return self.rows_read / self.seconds if self.seconds else 0.0
 
 
-def latest_load(conn: psycopg.Connection) -> tuple[int, str, int] | None:
-    """(load_id, source_sha256, rows_loaded) of the load the current `covid.cases` came from."""
+def latest_load(conn: psycopg.Connection) -> LatestLoad | None:
+    """The load the current `covid.cases` came from."""
     if conn.execute("SELECT to_regclass('covid.cases') IS NULL").fetchone()[0]:
         return None
-    return conn.execute(
-        "SELECT load_id, source_sha256, rows_loaded FROM covid.loads ORDER BY load_id DESC LIMIT 1"
+    found = conn.execute(
+        "SELECT load_id, source_sha256, rows_loaded, last_updated FROM covid.loads ORDER BY load_id DESC LIMIT 1"
     ).fetchone()
+    return found and LatestLoad(*found)
 
 
 def load_cases(
@@ -122,11 +123,11 @@ def load_cases(
             tempfile.TemporaryFile("w+", newline="") as spool,
         ):
             report = LoadReport(name, source_sha256)
-            progress = Progress(log, progress_seconds)
+            progress, tally = Progress(log, progress_seconds), GateTally()
             duplicates = _copy_records(
-                conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log, progress
+                conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log, progress, tally
             )
-            enforce(limits, report, latest[2] if latest else None)
+            enforce(limits, report, latest, tally)
             _finish_table(conn, duplicates)
             swap_in(conn, SCHEMA, INCOMING, TABLE)
             spool.seek(0)
@@ -155,7 +156,14 @@ def load_cases(
 
 
 def _copy_records(
-    conn, stream: Utf8Stream, chunk_bytes: int, report: LoadReport, rejects_out, log, progress: Progress
+    conn,
+    stream: Utf8Stream,
+    chunk_bytes: int,
+    report: LoadReport,
+    rejects_out,
+    log,
+    progress: Progress,
+    tally: GateTally,
 ) -> list[int]:
     """COPY every clean row into the loading table; returns the ids that occurred more than once."""
     seen, publication_dates = SeenIds(), DateCounts()
@@ -182,6 +190,7 @@ def _copy_records(
             report.rows_rejected += len(cleaned.rejects)
             seen.add(_case_ids(table))
             publication_dates.update(table.column("last_updated"))
+            tally.add(table)  # what the gate judges at the end of the stream
             progress.tick(load_line, report.rows_read, report.rows_loaded, report.rows_rejected)
     report.last_updated = publication_dates.most_common()
     report.encoding = stream.encoding
