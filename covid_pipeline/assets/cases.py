@@ -17,6 +17,7 @@ from pydantic import Field
 
 from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.raw import current_source, published_name, raw_csv_s3
+from covid_pipeline.ingest.cleaning import FutureDates
 from covid_pipeline.ingest.gate import LoadLimits
 from covid_pipeline.ingest.loader import LoadReport, load_cases
 from covid_pipeline.ingest.registry_format import REGISTRY_COLUMNS, Kind
@@ -103,6 +104,7 @@ def cleaned_cases(
             run_id=context.run_id,
             force=config.force,
             limits=limits,
+            future_dates=FutureDates(tolerance_days=quality.future_date_tolerance_days),
             log=context.log.info,
         )
     if report.skipped_unchanged:

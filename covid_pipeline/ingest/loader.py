@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from covid_pipeline.ingest.cleaning import CleanChunk, Reject, check_header, clean_chunk
+from covid_pipeline.ingest.cleaning import CleanChunk, FutureDates, Reject, check_header, clean_chunk
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.gate import NO_LIMITS, GateTally, LatestLoad, LoadLimits, enforce
 from covid_pipeline.ingest.reader import (
@@ -96,14 +96,18 @@ def load_cases(
     run_id: str = "",
     force: bool = False,
     limits: LoadLimits = NO_LIMITS,
+    future_dates: FutureDates | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     log: Callable[[str], None] = lambda message: None,
     progress_seconds: float = INTERVAL_SECONDS,
 ) -> LoadReport:
     """Load one registry file (zip or csv) and make it the current `covid.cases`.
 
-    Raises SourceFormatError (LoadRefused when `limits` are passed) with `covid.cases` untouched.
+    Raises SourceFormatError (LoadRefused when `limits` are passed) with `covid.cases` untouched. Rows
+    dated in the future of their publication or of today are rejected (`future_dates`, one day of slack
+    unless given).
     """
+    future_dates = future_dates or FutureDates()
     started = time.time()
     with psycopg.connect(url) as conn:
         # One load at a time: a second one waits here instead of colliding on the loading table.
@@ -125,7 +129,15 @@ def load_cases(
             report = LoadReport(name, source_sha256)
             progress, tally = Progress(log, progress_seconds), GateTally()
             duplicates = _copy_records(
-                conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log, progress, tally
+                conn,
+                Utf8Stream(raw, name),
+                chunk_bytes,
+                report,
+                csv.writer(spool),
+                log,
+                progress,
+                tally,
+                future_dates,
             )
             enforce(limits, report, latest, tally)
             _finish_table(conn, duplicates)
@@ -164,6 +176,7 @@ def _copy_records(
     log,
     progress: Progress,
     tally: GateTally,
+    future_dates: FutureDates,
 ) -> list[int]:
     """COPY every clean row into the loading table; returns the ids that occurred more than once."""
     seen, publication_dates = SeenIds(), DateCounts()
@@ -173,7 +186,7 @@ def _copy_records(
         sql.Identifier(SCHEMA, INCOMING), columns
     )
     with conn.cursor().copy(statement) as copy:
-        for cleaned, copy_data in _cleaned_chunks(stream, chunk_bytes):
+        for cleaned, copy_data in _cleaned_chunks(stream, chunk_bytes, future_dates):
             for piece in copy_data:
                 copy.write(piece)
             if cleaned is None:  # the format's trailer
@@ -202,7 +215,9 @@ def _copy_records(
     return seen.duplicate_ids()
 
 
-def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[tuple[CleanChunk | None, list[bytes]]]:
+def _cleaned_chunks(
+    stream: Utf8Stream, chunk_bytes: int, future_dates: FutureDates
+) -> Iterator[tuple[CleanChunk | None, list[bytes]]]:
     """Clean and encode chunks in a worker thread (Arrow releases the GIL) while the caller writes COPY.
 
     The encoding is done here too: it holds the GIL, and the caller's thread should only wait on the socket.
@@ -212,7 +227,7 @@ def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[tuple[Clea
 
     def produce():
         try:
-            for cleaned in _with_copy_data(_clean_all(stream, chunk_bytes)):
+            for cleaned in _with_copy_data(_clean_all(stream, chunk_bytes, future_dates)):
                 while not stop.is_set():
                     try:
                         results.put(cleaned, timeout=0.5)
@@ -249,7 +264,7 @@ def _with_copy_data(chunks: Iterator[CleanChunk]) -> Iterator[tuple[CleanChunk |
     yield None, [*header, encoder.finish()]
 
 
-def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
+def _clean_all(stream: Utf8Stream, chunk_bytes: int, future_dates: FutureDates) -> Iterator[CleanChunk]:
     header_seen, tail = False, None
     for chunk, final in _with_last(iter_record_chunks(stream, chunk_bytes)):
         if not header_seen:
@@ -266,7 +281,7 @@ def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
         if tail is not None:  # a record the previous chunk could not finish
             chunk, tail = Chunk(tail.data + chunk.data, tail.first_line), None
         if chunk.data:
-            cleaned = clean_chunk(chunk, final)
+            cleaned = clean_chunk(chunk, final, future_dates)
             tail = cleaned.tail
             yield cleaned
     if not header_seen:
