@@ -92,7 +92,9 @@ def cleaned_cases(
     )
     kept = f"covid.cases was left as it was (source: {entry['url']})."
     with (
-        failures_for_people(kept, source_sha256=entry["sha256"], source_url=entry["url"]),
+        failures_for_people(
+            kept, database=warehouse.location(), source_sha256=entry["sha256"], source_url=entry["url"]
+        ),
         store.local_copy(entry["key"]) as path,
     ):
         report = load_cases(

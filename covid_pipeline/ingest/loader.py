@@ -225,20 +225,24 @@ def _cleaned_chunks(
     results: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
+    def offer(item) -> bool:
+        """Hand `item` to the consumer, unless it has stopped (its COPY failed): then give up at once."""
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
         try:
             for cleaned in _with_copy_data(_clean_all(stream, chunk_bytes, future_dates)):
-                while not stop.is_set():
-                    try:
-                        results.put(cleaned, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer(cleaned):
                     return
-            results.put(None)
+            offer(None)
         except BaseException as exc:  # handed to the consumer, raised there
-            results.put(exc)
+            offer(exc)
 
     worker = threading.Thread(target=produce, name="registry-cleaner", daemon=True)
     worker.start()

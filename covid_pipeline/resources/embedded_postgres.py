@@ -1,5 +1,6 @@
 """A real PostgreSQL server for when no database URL is configured (the `pgserver` wheel ships one)."""
 
+import atexit
 import logging
 import os
 import subprocess
@@ -14,6 +15,10 @@ from psycopg import errors, sql
 logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 EMBEDDED_DATABASE = "covid"
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded server did not start: says where its data is and why (the last error in its log)."""
 
 
 def default_home() -> Path:
@@ -35,8 +40,43 @@ def embedded_server_url(
     programs to connect to the URL); its data stays in `data_dir`.
     """
     server = start_server(data_dir, cleanup_mode=None if keep_running else "stop")
+    if not _minimal_wal_set(server.get_uri()) and not keep_running and _alone_on(server):
+        # Just started for this process alone: restart it now rather than at its next start.
+        server.cleanup()
+        atexit.unregister(server._cleanup)
+        server = start_server(data_dir)
     ensure_database(server.get_uri(), database)
     return server.get_uri(database)
+
+
+def _minimal_wal_set(server_url: str) -> bool:
+    """Whether the server runs with wal_level = minimal; if not, sets it for the server's next start.
+
+    The embedded server has no replica or archive to feed, and with minimal WAL the rows a load writes into
+    the table it created skip the WAL: a full disk then fails the load with an error its transaction rolls
+    back, files and all, instead of a failed WAL write that crashes the server and leaves the half-written
+    table's files behind, unknown to any catalog. (It also spares the disk writing every row twice.)
+    """
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        if conn.execute("SHOW wal_level").fetchone() == ("minimal",):
+            return True
+        try:
+            conn.execute("ALTER SYSTEM SET wal_level = 'minimal'")
+            conn.execute("ALTER SYSTEM SET max_wal_senders = 0")
+        except psycopg.Error:
+            return True  # not ours to change (a read-only or foreign data folder): run as it is
+        return False
+
+
+def _alone_on(server) -> bool:
+    """No other process holds the server, and no other client is connected to it."""
+    if server.global_process_id_list.get() != [os.getpid()]:
+        return False
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        others = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+    return others == 0
 
 
 def start_server(data_dir: str | os.PathLike, cleanup_mode: str | None = "stop", attempts: int = 3):
@@ -54,8 +94,37 @@ def start_server(data_dir: str | os.PathLike, cleanup_mode: str | None = "stop",
             try:
                 return pgserver.get_server(path, cleanup_mode=cleanup_mode)
             except subprocess.TimeoutExpired:
+                _forget_failed_start(pgserver, path)
                 if attempt == attempts:
                     raise
+            except subprocess.CalledProcessError as exc:
+                _forget_failed_start(pgserver, path)
+                raise EmbeddedServerError(
+                    f"The embedded PostgreSQL in {path} did not start: {_last_error(path / 'log')} "
+                    f"(its log: {path / 'log'})."
+                ) from exc
+            except BaseException:
+                _forget_failed_start(pgserver, path)
+                raise
+
+
+def _forget_failed_start(pgserver, path: Path) -> None:
+    """pgserver keeps a server handle per data folder from the moment it starts creating it; after a failed
+    start that handle is half made (no server info), and asking again would return it and fail with a bare
+    AssertionError. Forget it, so the next attempt (a retry, the next run) starts afresh."""
+    handle = pgserver.PostgresServer._instances.pop(path, None)
+    if handle is not None:
+        atexit.unregister(handle._cleanup)
+
+
+def _last_error(log: Path) -> str:
+    """The server's last FATAL or PANIC line (why it stopped or could not start)."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
+    except OSError:
+        return "see its log"
+    errors = [line for line in lines if " FATAL: " in line or " PANIC: " in line]
+    return errors[-1].split(": ", 1)[-1].strip() if errors else "see its log"
 
 
 def client_binary(name: str) -> Path:

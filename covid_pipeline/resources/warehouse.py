@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -11,6 +12,14 @@ from pydantic import Field, PrivateAttr
 
 from covid_pipeline.resources.database import resolve_url
 from covid_pipeline.resources.embedded_postgres import default_data_dir
+
+
+@dataclass(frozen=True)
+class DatabaseLocation:
+    """Where the warehouse keeps its data, for messages about it (a full disk)."""
+
+    description: str  # e.g. "the embedded PostgreSQL's data directory /home/x/.covid-pipeline/pgdata"
+    data_dir: Path | None = None  # known (and its server log readable) for the embedded server only
 
 
 class WarehouseResource(ConfigurableResource):
@@ -42,6 +51,18 @@ class WarehouseResource(ConfigurableResource):
         """A connection whose work commits when the block ends cleanly and rolls back otherwise."""
         with psycopg.connect(self.url, **kwargs) as conn:
             yield conn
+
+    def location(self) -> DatabaseLocation:
+        """Where the data lives, for messages (a full disk), without starting or connecting to anything."""
+        if not self.database_url:
+            return DatabaseLocation(
+                f"the embedded PostgreSQL's data directory {self.embedded_data_path}", self.embedded_data_path
+            )
+        info = psycopg.conninfo.conninfo_to_dict(self.database_url)
+        server = info.get("host", "localhost") + (f":{info['port']}" if info.get("port") else "")
+        return DatabaseLocation(
+            f"the server {server}, database {info.get('dbname', '')} (COVID_DATABASE_URL)"
+        )
 
     def describe(self) -> str:
         """The URL without its password, for metadata and logs."""
