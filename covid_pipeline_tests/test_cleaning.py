@@ -170,7 +170,7 @@ def test_utf16_with_bom_and_crlf_is_transcoded(tmp_path):
     assert path.read_bytes().startswith(b"\xff\xfe")
     stream, chunks = read_all(path, 1 << 20)
     assert stream.encoding == "utf-16-le"
-    data = stream.validate(chunks[0])
+    data = stream.validate(chunks[0]).data
     check_header(data.split(b"\n", 1)[0] + b"\n", path.name)
     result = clean_chunk(Chunk(data.split(b"\n", 1)[1], 2))
     assert result.table.column("case_id").to_pylist() == [9]
@@ -182,7 +182,7 @@ def test_a_file_re_saved_as_windows_1252_is_transcoded(tmp_path):
     path = write_registry(tmp_path / "latin1.csv", rows, encoding="cp1252", newline="\r\n")
     stream, chunks = read_all(path, 1 << 20)
     assert stream.encoding == "windows-1252"
-    data = b"".join(stream.validate(chunk) for chunk in chunks)
+    data = b"".join(stream.validate(chunk).data for chunk in chunks)
     check_header(data.split(b"\n", 1)[0] + b"\n", path.name)
     result = clean_chunk(Chunk(data.split(b"\n", 1)[1], 2))
     assert result.table.column("residence_department").to_pylist()[0] == "Cañuelas"

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.errors import Reject, SourceFormatError
 from covid_pipeline.ingest.reader import Chunk
 from covid_pipeline.ingest.records import Lines, read_records
 from covid_pipeline.ingest.registry_format import (
@@ -90,14 +90,6 @@ class FutureDates:
 
 
 @dataclass
-class Reject:
-    line_number: int
-    column_name: str | None
-    reason: str
-    raw_line: str
-
-
-@dataclass
 class CleanChunk:
     table: pa.Table  # typed, TARGET_NAMES + source_line
     rejects: list[Reject] = field(default_factory=list)
@@ -134,7 +126,20 @@ def clean_chunk(chunk: Chunk, final: bool = True, future: FutureDates | None = N
 
     Unless `final`, a record still open at the chunk's end (a quoted newline the reader's cut fell
     inside, after a stray quote) is handed back as `tail`, to be read again in front of the next chunk.
+    The lines the reader already set aside (`chunk.rejects`) come first among the rejects.
     """
+    if chunk.data:
+        cleaned = _clean_records(chunk, final, future)
+    else:
+        no_rows = np.zeros(0, dtype=np.int64)
+        cleaned = CleanChunk(_type_columns(_read_strings(b""), no_rows, no_rows, chunk, None, future)[0])
+    if chunk.rejects:
+        cleaned.rejects[:0] = chunk.rejects
+        cleaned.rows_read += len(chunk.rejects)
+    return cleaned
+
+
+def _clean_records(chunk: Chunk, final: bool, future: FutureDates | None) -> CleanChunk:
     lines = Lines(chunk.data)
     if lines.simple(count_fields=False).all():
         # The usual chunk: every line a well-quoted record; Arrow checks each row's field count as it parses.

@@ -276,15 +276,15 @@ def _clean_all(stream: Utf8Stream, chunk_bytes: int, future_dates: FutureDates) 
             header = chunk.data[:newline]
             if looks_double_encoded(header.decode("utf-8", errors="replace")):
                 stream.set_double_encoding_repair()
-            data = stream.validate(chunk)
-            newline = data.find(b"\n") + 1
-            check_header(data[:newline], stream.name)
-            chunk, header_seen = Chunk(data[newline:], 2), True
+            checked = stream.validate(chunk)
+            newline = checked.data.find(b"\n") + 1
+            check_header(checked.data[:newline], stream.name)
+            chunk, header_seen = Chunk(checked.data[newline:], 2, checked.rejects), True
         else:
-            chunk = Chunk(stream.validate(chunk), chunk.first_line)
+            chunk = stream.validate(chunk)
         if tail is not None:  # a record the previous chunk could not finish
-            chunk, tail = Chunk(tail.data + chunk.data, tail.first_line), None
-        if chunk.data:
+            chunk, tail = Chunk(tail.data + chunk.data, tail.first_line, chunk.rejects), None
+        if chunk.data or chunk.rejects:  # (rejects alone: lines the reader set aside)
             cleaned = clean_chunk(chunk, final, future_dates)
             tail = cleaned.tail
             yield cleaned

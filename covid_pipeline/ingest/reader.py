@@ -10,7 +10,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,12 +18,14 @@ import numpy as np
 import pyarrow as pa
 from isal import isal_zlib
 
-from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.errors import Reject, SourceFormatError
 from covid_pipeline.ingest.registry_format import CASES_MEMBER, SOURCE_NAMES
 
 CHUNK_BYTES = 8 * 1024 * 1024
 # No real record comes near this: past it, an unbalanced quote is a broken line, not a long field.
 MAX_RECORD_BYTES = 1024 * 1024
+# Of a line set aside for its length, the start kept in covid.rejected_cases to show what it was.
+KEPT_OF_LONG_LINE = 1024
 
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 MAGIC_BYTES = (
@@ -219,10 +221,15 @@ class _InflatedMember(io.RawIOBase):
 
 @dataclass
 class Chunk:
-    """Whole records of the file: `data` is UTF-8 text ending with a newline; `first_line` is 1-based."""
+    """Whole records of the file: `data` is UTF-8 text ending with a newline; `first_line` is 1-based.
+
+    `rejects` are lines the reader set aside before `data` (a line too long to be a record), each counted
+    as a row read and rejected.
+    """
 
     data: bytes
     first_line: int
+    rejects: list[Reject] = field(default_factory=list)
 
 
 class Utf8Stream:
@@ -298,8 +305,11 @@ class Utf8Stream:
     def set_double_encoding_repair(self) -> None:
         self._repair_double_encoding = True
 
-    def validate(self, chunk: Chunk) -> bytes:
-        """Check (and if needed repair) one chunk of whole records; returns clean UTF-8."""
+    def validate(self, chunk: Chunk) -> Chunk:
+        """Check (and if needed repair) one chunk of whole records; returns it as clean UTF-8."""
+        return Chunk(self._valid_utf8(chunk), chunk.first_line, chunk.rejects)
+
+    def _valid_utf8(self, chunk: Chunk) -> bytes:
         if not self._repair_double_encoding and is_utf8(chunk.data):
             return chunk.data
         try:
@@ -394,7 +404,9 @@ def position_of(data: bytes, offset: int) -> tuple[int, int]:
 def iter_record_chunks(stream: Utf8Stream, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
     """Cut the stream into chunks of whole records (never inside a quoted field), numbering lines.
 
-    The first chunk starts at line 1 (the header). A final line without a newline gets one.
+    The first chunk starts at line 1 (the header). A final line without a newline gets one. A line still
+    without its end past MAX_RECORD_BYTES is set aside as it is read (a chunk with no data and its reject),
+    so memory stays at a block or two, however long the line.
     """
     carry = b""
     next_line = 1
@@ -410,12 +422,47 @@ def iter_record_chunks(stream: Utf8Stream, chunk_bytes: int = CHUNK_BYTES) -> It
         cut = _last_record_end(data)
         if cut <= 0 and len(data) >= MAX_RECORD_BYTES:
             cut = data.rfind(b"\n") + 1  # a stray quote: cut on lines, the cleaner re-reads them one by one
+            if cut <= 0:  # one line, longer than any record, and its end not read yet
+                kept, length = data[:KEPT_OF_LONG_LINE], len(data)
+                data = block = b""  # hold none of it while reading past the rest
+                reject, carry = _set_aside_long_line(stream, kept, length, next_line)
+                next_line += 1
+                yield Chunk(b"", next_line, [reject])
+                continue
         if cut <= 0:
             carry = data  # a record longer than the block: read more
             continue
         chunk, carry = data[:cut], data[cut:]
         yield Chunk(chunk, next_line)
         next_line += count_byte(chunk, b"\n")
+
+
+def _set_aside_long_line(stream: Utf8Stream, kept: bytes, length: int, line: int) -> tuple[Reject, bytes]:
+    """Read past the line whose first `length` bytes were read (no newline among them; `kept` their start),
+    a record's worth at a time; returns its reject and what follows its end."""
+    if line == 1:
+        raise SourceFormatError(
+            f"{stream.name}, line 1: over {MAX_RECORD_BYTES:,} bytes without a line end where the header should "
+            "be: this is not the registry's CSV. Fetch the official publication again."
+        )
+    rest = b""
+    while block := stream.read(MAX_RECORD_BYTES):
+        newline = block.find(b"\n")
+        if newline >= 0:
+            length, rest = length + newline, block[newline + 1 :]
+            break
+        length += len(block)
+    shown = kept.decode("utf-8", errors="replace")
+    return (
+        Reject(
+            line,
+            None,
+            f"the line is {length:,} bytes long without a record end: no registry record is longer than "
+            f"{MAX_RECORD_BYTES // (1 << 20)} MB (its first {len(kept):,} bytes are kept here)",
+            f"{shown}… [{length - len(kept):,} more bytes]",
+        ),
+        rest,
+    )
 
 
 def _last_record_end(data: bytes) -> int:
