@@ -1,14 +1,18 @@
 """Reading the registry (ingest/reader.py): the ISA-L inflater gives zipfile's bytes and checks the CRC; records
-are cut from the stream in bounded memory, a line too long to be a record set aside as it is read."""
+are cut from the stream in bounded memory, a line too long to be a record set aside as it is read; bytes that
+do not decode reject their row with their offset, and what other tools do to a file (a decomposed-Unicode
+re-save, a repeated BOM, blank lines first) does not make it unreadable."""
 
 import os
 import subprocess
 import sys
+import unicodedata
 import zipfile
 
 import pytest
 
 from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.ingest.reader import CHUNK_BYTES, Utf8Stream, iter_record_chunks, open_csv_member
 from covid_pipeline_tests.helpers.registry import real_rows, registry_text, write_registry
 from covid_pipeline_tests.helpers.warehouse import query
@@ -122,3 +126,117 @@ def test_a_first_line_without_an_end_is_not_taken_for_a_header(tmp_path):
         pytest.raises(SourceFormatError, match=r"blob.csv, line 1: over 1,048,576 bytes"),
     ):
         list(iter_record_chunks(Utf8Stream(raw, path.name), 1 << 20))
+
+
+# --- bytes that do not decode, and files re-saved by other tools -----------------------------------------
+
+ROWS = real_rows(50)
+TEXT = registry_text(ROWS)
+
+
+def load_bytes(url, tmp_path, data: bytes, name: str = "Covid19Casos.csv"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return load_cases(url, path, source_sha256=name)
+
+
+def rejected(url) -> list[tuple]:
+    return query(
+        url, "SELECT line_number, column_name, reason, raw_line FROM covid.rejected_cases ORDER BY 1"
+    )
+
+
+@pytest.mark.parametrize(("encoding", "bom"), [("utf-16-le", b"\xff\xfe"), ("utf-16-be", b"\xfe\xff")])
+def test_a_lone_surrogate_in_utf16_rejects_its_row_naming_the_offset(warehouse_url, tmp_path, encoding, bom):
+    lines = TEXT.split("\n")
+    lines[5] = lines[5].replace("Argentina", "Argen\ud800tina", 1)  # half of a character, alone
+    data = bom + "\n".join(lines).encode(encoding, "surrogatepass")
+    offset = len(bom) + "\n".join(lines[:5]).encode(encoding).__len__() + 2 * (lines[5].index("\ud800") + 1)
+    report = load_bytes(warehouse_url, tmp_path, data)
+    assert (report.rows_loaded, report.rows_rejected) == (len(ROWS) - 1, 1)
+    [(line, column, reason, raw)] = rejected(warehouse_url)
+    assert (line, column) == (6, "residencia_pais_nombre")
+    surrogate = "\ud800".encode(encoding, "surrogatepass").hex(" ")
+    assert reason == (
+        f"column {lines[5].index(chr(0xD800)) + 1}: bytes {surrogate} at byte {offset:,} of the file are not "
+        f"{encoding} (a lone surrogate, half of a character)"
+    )
+    assert raw == lines[5].replace("\ud800", "\ufffd")
+
+
+def test_utf16_cut_by_one_byte_rejects_only_the_last_row_saying_so(warehouse_url, tmp_path):
+    data = b"\xff\xfe" + TEXT.encode("utf-16-le")
+    report = load_bytes(warehouse_url, tmp_path, data[:-1])
+    assert (report.rows_loaded, report.rows_rejected) == (len(ROWS) - 1, 1)
+    [(line, column, reason, _)] = rejected(warehouse_url)
+    assert (line, column) == (len(ROWS) + 1, "ultima_actualizacion")
+    assert f"bytes 0a at byte {len(data) - 2:,} of the file are not utf-16-le" in reason
+    assert "the file ends inside a character: it was cut short" in reason
+
+
+def test_a_byte_windows_1252_does_not_define_rejects_its_row(warehouse_url, tmp_path):
+    lines = TEXT.encode("cp1252").split(b"\n")
+    lines[3] = lines[3].replace(b"Argentina", b"Argen\x81tina", 1)
+    report = load_bytes(warehouse_url, tmp_path, b"\n".join(lines))
+    assert (report.encoding, report.rows_rejected) == ("windows-1252", 1)
+    [(line, column, reason, _)] = rejected(warehouse_url)
+    assert (line, column) == (4, "residencia_pais_nombre") and "bytes 81 at byte " in reason
+
+
+def test_bytes_that_do_not_decode_in_the_header_refuse_the_file(warehouse_url, tmp_path):
+    header, rest = TEXT.split("\n", 1)
+    data = b"\xff\xfe" + (header.replace("sexo", "se\ud800xo") + "\n" + rest).encode(
+        "utf-16-le", "surrogatepass"
+    )
+    with pytest.raises(
+        SourceFormatError, match=r"Covid19Casos.csv, line 1, column \d+: bytes 00 d8 at byte \d+"
+    ):
+        load_bytes(warehouse_url, tmp_path, data)
+
+
+@pytest.mark.parametrize("whole_file", [False, True])
+def test_a_macos_re_save_in_decomposed_unicode_loads_as_the_original(warehouse_url, tmp_path, whole_file):
+    header, rest = TEXT.split("\n", 1)
+    text = (
+        unicodedata.normalize("NFD", TEXT)
+        if whole_file
+        else unicodedata.normalize("NFD", header) + "\n" + rest
+    )
+    assert "edad_años_meses" not in text  # the ñ is n + a combining tilde now
+    report = load_bytes(warehouse_url, tmp_path, text.encode())
+    assert (report.rows_loaded, report.rows_rejected) == (len(ROWS), 0)
+    units = query(warehouse_url, "SELECT age_unit, count(*) FROM covid.cases GROUP BY 1")
+    assert units == [("Años", sum(r["edad_años_meses"] == "Años" for r in ROWS))]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbf\xef\xbb\xbf" + TEXT.encode(),  # a BOM written twice
+        b"\xff\xfe" + ("\ufeff" + TEXT).encode("utf-16-le"),  # UTF-16 with its BOM twice
+    ],
+    ids=["utf-8", "utf-16"],
+)
+def test_a_repeated_bom_is_dropped(warehouse_url, tmp_path, data):
+    assert load_bytes(warehouse_url, tmp_path, data).rows_loaded == len(ROWS)
+
+
+def test_blank_lines_before_the_header_are_skipped_and_lines_keep_their_numbers(warehouse_url, tmp_path):
+    load_bytes(warehouse_url, tmp_path, b"\n\r\n" + TEXT.encode())
+    assert query(warehouse_url, "SELECT min(source_line), max(source_line) FROM covid.cases") == [
+        (4, len(ROWS) + 3)
+    ]
+    drifted = b"\n" + TEXT.replace("sexo", "genero", 1).encode()
+    with pytest.raises(SourceFormatError, match=r"drifted.csv, line 2: the header does not match"):
+        load_bytes(warehouse_url, tmp_path, drifted, "drifted.csv")
+
+
+def test_a_field_holding_a_zip_signature_does_not_make_a_csv_a_zip(warehouse_url, tmp_path):
+    """zipfile.is_zipfile finds the end-of-archive signature near a file's end, wherever it is."""
+    rows = [dict(r) for r in ROWS]
+    rows[-2]["residencia_departamento_nombre"] = "PK\x05\x06" + "\x01" * 18
+    report = load_bytes(warehouse_url, tmp_path, registry_text(rows).encode())
+    assert (report.rows_loaded, report.rows_rejected) == (len(ROWS), 0)
+    assert query(
+        warehouse_url, "SELECT residence_department FROM covid.cases WHERE source_line = %s", (len(ROWS),)
+    ) == [("PK\x05\x06" + "\x01" * 18,)]

@@ -11,6 +11,7 @@ A value's verdict never depends on the other rows of its chunk.
 
 import csv
 import io
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from covid_pipeline.ingest.errors import Reject, SourceFormatError
-from covid_pipeline.ingest.reader import Chunk
+from covid_pipeline.ingest.reader import Chunk, Utf8Stream, looks_double_encoded
 from covid_pipeline.ingest.records import Lines, read_records
 from covid_pipeline.ingest.registry_format import (
     FIRST_YEAR,
@@ -97,10 +98,29 @@ class CleanChunk:
     tail: Chunk | None = None  # an unfinished record, read again with the next chunk
 
 
-def check_header(header_line: bytes, file_name: str) -> None:
-    """Fail before anything is written if the columns are not the registry's 25, in order."""
+def split_header(stream: Utf8Stream, chunk: Chunk) -> Chunk:
+    """Check the header at the start of the file's first chunk (blank lines before it are skipped: they hold
+    nothing) and return the rest of the chunk, checked as UTF-8, its lines numbered as in the file."""
+    data = chunk.data
+    blank = len(data) - len(data.lstrip(b"\r\n"))
+    blank_lines = data.count(b"\n", 0, blank)
+    start = data.rfind(b"\n", 0, blank) + 1  # the header's own line starts here
+    header = data[start : data.find(b"\n", start) + 1]
+    if looks_double_encoded(header.decode("utf-8", errors="replace")):
+        stream.set_double_encoding_repair()
+    checked = stream.validate(Chunk(data[start:], 1 + blank_lines, chunk.rejects))
+    newline = checked.data.find(b"\n") + 1
+    check_header(checked.data[:newline], stream.name, checked.first_line)
+    return Chunk(checked.data[newline:], checked.first_line + 1, checked.rejects)
+
+
+def check_header(header_line: bytes, file_name: str, line_number: int = 1) -> None:
+    """Fail before anything is written if the columns are not the registry's 25, in order.
+
+    Names are compared in Unicode's composed form (NFC): a file re-saved on macOS may write the ñ of
+    edad_años_meses as n and a combining tilde, the same name to a reader."""
     text = header_line.decode("utf-8").rstrip("\r\n")
-    found = next(csv.reader([text]))
+    found = [unicodedata.normalize("NFC", name) for name in next(csv.reader([text]))]
     expected = list(SOURCE_NAMES)
     if found == expected:
         return
@@ -114,7 +134,7 @@ def check_header(header_line: bytes, file_name: str) -> None:
     if not details:
         details.append("same columns in another order")
     raise SourceFormatError(
-        f"{file_name}, line 1: the header does not match the registry format ({'; '.join(details)}).\n"
+        f"{file_name}, line {line_number}: the header does not match the registry format ({'; '.join(details)}).\n"
         f"Expected {N_FIELDS} columns: {', '.join(expected)}\n"
         f"Found {len(found)} columns: {', '.join(found)}\n"
         "Nothing was loaded. If the Ministry changed the format, update covid_pipeline/ingest/registry_format.py."
@@ -313,7 +333,8 @@ def _canonical(values: pa.ChunkedArray, canonical: tuple[str, ...]) -> pa.Chunke
     spelled = _strings(*canonical)
     if (pc.sum(pc.is_in(values, value_set=spelled)).as_py() or 0) == len(values) - values.null_count:
         return values
-    keys = pc.utf8_lower(pc.utf8_trim_whitespace(values))
+    # NFC first: the same word with its accents composed or not (`Años` from a macOS re-save) is one value
+    keys = pc.utf8_lower(pc.utf8_trim_whitespace(pc.utf8_normalize(values, form="NFC")))
     found = pc.index_in(keys, value_set=_strings(*(value.lower() for value in canonical)))
     return pc.coalesce(pc.take(spelled, found), values)
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from covid_pipeline.ingest.cleaning import CleanChunk, FutureDates, Reject, check_header, clean_chunk
+from covid_pipeline.ingest.cleaning import CleanChunk, FutureDates, Reject, clean_chunk, split_header
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.gate import NO_LIMITS, GateTally, LatestLoad, LoadLimits, enforce
 from covid_pipeline.ingest.reader import (
@@ -30,7 +30,6 @@ from covid_pipeline.ingest.reader import (
     Chunk,
     Utf8Stream,
     iter_record_chunks,
-    looks_double_encoded,
     open_csv_member,
 )
 from covid_pipeline.ingest.registry_format import LOADED_COLUMNS, REGISTRY_COLUMNS, Kind
@@ -272,14 +271,7 @@ def _clean_all(stream: Utf8Stream, chunk_bytes: int, future_dates: FutureDates) 
     header_seen, tail = False, None
     for chunk, final in _with_last(iter_record_chunks(stream, chunk_bytes)):
         if not header_seen:
-            newline = chunk.data.find(b"\n") + 1
-            header = chunk.data[:newline]
-            if looks_double_encoded(header.decode("utf-8", errors="replace")):
-                stream.set_double_encoding_repair()
-            checked = stream.validate(chunk)
-            newline = checked.data.find(b"\n") + 1
-            check_header(checked.data[:newline], stream.name)
-            chunk, header_seen = Chunk(checked.data[newline:], 2, checked.rejects), True
+            chunk, header_seen = split_header(stream, chunk), True
         else:
             chunk = stream.validate(chunk)
         if tail is not None:  # a record the previous chunk could not finish
