@@ -86,22 +86,21 @@ def enforce(
     if latest is None:
         return
     _refuse_older_publication(limits, report, latest)
+    against_previous = {
+        "source": report.source_name,
+        "rows": report.rows_loaded,
+        "unit": "cases",
+        "baseline": latest.rows_loaded,
+        "baseline_is": "of the previous load",
+    }
     refuse_row_drop(
-        report.source_name,
-        report.rows_loaded,
-        "cases",
-        latest.rows_loaded,
-        baseline_is="of the previous load",
+        **against_previous,
         max_drop=limits.max_row_drop,
         setting="max_row_drop",
         suspicion="a truncated or partial publication?",
     )
     refuse_row_growth(
-        report.source_name,
-        report.rows_loaded,
-        "cases",
-        latest.rows_loaded,
-        baseline_is="of the previous load",
+        **against_previous,
         max_growth=limits.max_row_growth,
         setting="max_row_growth",
         suspicion="every case twice under new ids, or another file than the registry?",
