@@ -60,7 +60,7 @@ def test_the_defaults_when_nothing_is_set(monkeypatch):
     assert quality.allow_older_publication is False
     assert quality.future_date_tolerance_days == 1
     assert (quality.max_row_growth, quality.max_reference_row_growth) == (0.5, 0.1)
-    assert (quality.max_duplicate_share, quality.max_empty_share) == (0.01, 0.1)
+    assert (quality.max_duplicate_share, quality.max_empty_share) == (0.05, 0.1)
 
 
 @pytest.mark.parametrize(

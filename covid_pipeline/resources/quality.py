@@ -40,7 +40,7 @@ class QualityResource(ConfigurableResource):
         description="refuse a registry in which more than this fraction of rows is rejected",
     )
     max_duplicate_share: float = Field(
-        default=0.01,
+        default=0.05,
         ge=0,
         le=1,
         description="refuse a registry in which more than this fraction of the accepted rows repeats an "
