@@ -69,8 +69,13 @@ def _minimal_wal_set(server_url: str) -> bool:
 
 
 def _alone_on(server) -> bool:
-    """No other process holds the server, and no other client is connected to it."""
-    if server.global_process_id_list.get() != [os.getpid()]:
+    """No other process holds the server, and no other client is connected to it. (pgserver checks again, under
+    its lock, before it stops a server: a process that arrives meanwhile keeps it running.)"""
+    try:
+        holders = server.global_process_id_list.get()
+    except ValueError:  # the list is being rewritten by another process: not alone
+        return False
+    if holders != [os.getpid()]:
         return False
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         others = conn.execute(
