@@ -42,8 +42,8 @@ def embedded_server_url(
     server = start_server(data_dir, cleanup_mode=None if keep_running else "stop")
     if not _minimal_wal_set(server.get_uri()) and not keep_running and _alone_on(server):
         # Just started for this process alone: restart it now rather than at its next start.
-        server.cleanup()
-        atexit.unregister(server._cleanup)
+        server.cleanup()  # stops it, unless another process took it meanwhile (then it keeps running)
+        _forget_handle(_pgserver(), server.pgdata)  # the next handle registers this process afresh
         server = start_server(data_dir)
     ensure_database(server.get_uri(), database)
     return server.get_uri(database)
@@ -99,24 +99,24 @@ def start_server(data_dir: str | os.PathLike, cleanup_mode: str | None = "stop",
             try:
                 return pgserver.get_server(path, cleanup_mode=cleanup_mode)
             except subprocess.TimeoutExpired:
-                _forget_failed_start(pgserver, path)
+                _forget_handle(pgserver, path)
                 if attempt == attempts:
                     raise
             except subprocess.CalledProcessError as exc:
-                _forget_failed_start(pgserver, path)
+                _forget_handle(pgserver, path)
                 raise EmbeddedServerError(
                     f"The embedded PostgreSQL in {path} did not start: {_last_error(path / 'log')} "
                     f"(its log: {path / 'log'})."
                 ) from exc
             except BaseException:
-                _forget_failed_start(pgserver, path)
+                _forget_handle(pgserver, path)
                 raise
 
 
-def _forget_failed_start(pgserver, path: Path) -> None:
-    """pgserver keeps a server handle per data folder from the moment it starts creating it; after a failed
-    start that handle is half made (no server info), and asking again would return it and fail with a bare
-    AssertionError. Forget it, so the next attempt (a retry, the next run) starts afresh."""
+def _forget_handle(pgserver, path: Path) -> None:
+    """Drop pgserver's cached handle for a data folder. It keeps one per folder from the moment it starts
+    creating it: after a failed start that handle is half made (no server info), and asking again would return
+    it and fail with a bare AssertionError. Forgotten, the next attempt (a retry, the next run) starts afresh."""
     handle = pgserver.PostgresServer._instances.pop(path, None)
     if handle is not None:
         atexit.unregister(handle._cleanup)
