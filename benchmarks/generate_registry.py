@@ -121,6 +121,7 @@ class RegistryWriter:
         span = rows // rows_per_day + 1
         self.days = [FIRST_DAY + timedelta(days=d) for d in range(-400, span + 400)]
         self.last_updated = quoted((FIRST_DAY + timedelta(days=span + 1)).isoformat())
+        self.published = 400 + span + 1  # its index in self.days: no date of a row lies after it
         self.day_text = [quoted(d.isoformat()) for d in self.days]
         self.week_text = [quoted(str(epi_week(d))) for d in self.days]
         self.duplicates = 0
@@ -153,7 +154,7 @@ class RegistryWriter:
                 yield self._line(case_id, place, person, day, bad)
 
     def _line(self, case_id: int, place: dict, person: dict, day: int, bad: dict | None) -> str:
-        last = len(self.day_text) - 1
+        last = self.published
         dates = {
             c: (self.day_text[min(max(day + o, 0), last)] if o is not None else "")
             for c, o in person["offsets"].items()

@@ -74,14 +74,18 @@ def test_every_check_passes_on_the_bundled_sample_with_figures_from_the_files(sa
 
 def test_dates_outside_the_range_warn_without_stopping_the_graph(database_url, tmp_path):
     rows = [row(id_evento_caso=str(i)) for i in range(1, 101)]
-    rows[0]["fecha_fallecimiento"] = "2031-01-01"  # after the file's ultima_actualizacion
+    rows[0]["fecha_fallecimiento"] = "2031-01-01"  # after the file's ultima_actualizacion: rejected at load
     rows[1]["fecha_inicio_sintomas"] = "2019-12-30"  # before the epidemic
+    rows[2]["fecha_internacion"] = "2019-12-31"
     result = run_on(database_url, tmp_path, write_registry(tmp_path / "Covid19Casos.zip", rows))
     assert result.success
+    assert query(database_url, "SELECT line_number, column_name FROM covid.rejected_cases") == [
+        (2, "fecha_fallecimiento")
+    ]
     check = checks_of(result)["dates_in_range"]
     assert not check.passed and check.severity.value == "WARN"
     assert check.metadata["outside_range"].value == 2
-    assert "| fecha_fallecimiento | 1 | 1 |" in check.metadata["by_column"].value.replace(",", "")
+    assert "| fecha_internacion | 1 | 1 |" in check.metadata["by_column"].value.replace(",", "")
     assert "daily_aggregates" in materialized(result)
 
 

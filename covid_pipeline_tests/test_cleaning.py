@@ -1,14 +1,24 @@
-"""The cleaning contract, rule by rule, on real-format rows (no database needed)."""
+"""The cleaning contract, rule by rule, on real-format rows (no database needed but for a rule's effect on the
+reports, seen through the graph)."""
 
 from datetime import date
 
 import pytest
 
-from covid_pipeline.ingest.cleaning import check_header, clean_chunk
+from covid_pipeline.cli import sample_sources
+from covid_pipeline.ingest.cleaning import FutureDates, check_header, clean_chunk
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.reader import Chunk, Utf8Stream, iter_record_chunks, open_csv_member
 from covid_pipeline.ingest.registry_format import SOURCE_NAMES
-from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, format_line, registry_text, row, write_registry
+from covid_pipeline_tests.helpers.registry import (
+    REAL_SAMPLE,
+    format_line,
+    real_rows,
+    registry_text,
+    row,
+    write_registry,
+)
+from covid_pipeline_tests.helpers.warehouse import query, run_graph
 
 
 def clean_lines(*rows: dict | str, first_line: int = 2):
@@ -160,7 +170,7 @@ def test_utf16_with_bom_and_crlf_is_transcoded(tmp_path):
     assert path.read_bytes().startswith(b"\xff\xfe")
     stream, chunks = read_all(path, 1 << 20)
     assert stream.encoding == "utf-16-le"
-    data = stream.validate(chunks[0])
+    data = stream.validate(chunks[0]).data
     check_header(data.split(b"\n", 1)[0] + b"\n", path.name)
     result = clean_chunk(Chunk(data.split(b"\n", 1)[1], 2))
     assert result.table.column("case_id").to_pylist() == [9]
@@ -172,7 +182,7 @@ def test_a_file_re_saved_as_windows_1252_is_transcoded(tmp_path):
     path = write_registry(tmp_path / "latin1.csv", rows, encoding="cp1252", newline="\r\n")
     stream, chunks = read_all(path, 1 << 20)
     assert stream.encoding == "windows-1252"
-    data = b"".join(stream.validate(chunk) for chunk in chunks)
+    data = b"".join(stream.validate(chunk).data for chunk in chunks)
     check_header(data.split(b"\n", 1)[0] + b"\n", path.name)
     result = clean_chunk(Chunk(data.split(b"\n", 1)[1], 2))
     assert result.table.column("residence_department").to_pylist()[0] == "Cañuelas"
@@ -202,3 +212,81 @@ def test_commas_inside_quoted_values_are_not_separators():
     assert result.table.column("residence_department").to_pylist()[0] == "Coronel, Rosales"
     [reject] = result.rejects
     assert (reject.line_number, reject.reason) == (3, "expected 25 fields, found 24")
+
+
+# --- dates in the future of their publication ---------------------------------------------------------
+
+PUBLISHED = row()["ultima_actualizacion"]  # 2020-11-23
+DATE_SOURCES = [
+    "fecha_inicio_sintomas",
+    "fecha_apertura",
+    "fecha_internacion",
+    "fecha_cui_intensivo",
+    "fecha_fallecimiento",
+    "fecha_diagnostico",
+]
+
+
+def clean_dated(*rows: dict, tolerance: int = 1, load_day: date = date(2026, 1, 1)):
+    lines = [format_line([r[c] for c in SOURCE_NAMES]) for r in rows]
+    chunk = Chunk(("\n".join(lines) + "\n").encode(), 2)
+    return clean_chunk(chunk, future=FutureDates(tolerance_days=tolerance, load_day=load_day))
+
+
+@pytest.mark.parametrize("column", DATE_SOURCES)
+def test_a_date_after_the_rows_own_publication_is_rejected_naming_the_column(column):
+    result = clean_dated(
+        row(id_evento_caso="1", **{column: "2020-11-24"}),  # within the day of tolerance
+        row(id_evento_caso="2", **{column: "2020-11-25"}),
+        row(id_evento_caso="3", **{column: "2100-12-31"}),
+    )
+    assert result.table.column("case_id").to_pylist() == [1]
+    assert [(r.line_number, r.column_name) for r in result.rejects] == [(3, column), (4, column)]
+    assert result.rejects[1].reason == (
+        f"{column}: 2100-12-31 is after the row's own ultima_actualizacion, {PUBLISHED} (with 1 day(s) of "
+        "tolerance): no case date can lie in the future of the publication that lists it"
+    )
+    assert result.rejects[1].raw_line == format_line(
+        [row(id_evento_caso="3", **{column: "2100-12-31"})[c] for c in SOURCE_NAMES]
+    )
+
+
+def test_the_tolerance_is_the_setting_s():
+    late = row(fecha_apertura="2020-11-24")
+    assert [r.column_name for r in clean_dated(late, tolerance=0).rejects] == ["fecha_apertura"]
+    assert not clean_dated(row(fecha_apertura="2020-11-26"), tolerance=3).rejects
+
+
+def test_a_row_dated_after_the_day_of_the_load_is_rejected():
+    result = clean_dated(
+        row(id_evento_caso="1", ultima_actualizacion="2026-01-02"),  # a day of tolerance
+        row(id_evento_caso="2", ultima_actualizacion="2026-01-03", fecha_apertura="2026-01-03"),
+        load_day=date(2026, 1, 1),
+    )
+    assert result.table.column("case_id").to_pylist() == [1]
+    [reject] = result.rejects
+    assert (reject.line_number, reject.column_name) == (3, "ultima_actualizacion")
+    assert "2026-01-03 is after the day of the load, 2026-01-01 in Argentina" in reject.reason
+
+
+def test_the_day_of_the_load_is_argentina_s():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    assert FutureDates().load_day == datetime.now(ZoneInfo("America/Argentina/Buenos_Aires")).date()
+
+
+def test_one_future_dated_row_is_rejected_and_does_not_move_the_reporting_window(sample_copy, tmp_path):
+    """A single fecha_apertura of 2100-12-31 used to pass every check and become the reference date."""
+    rows = real_rows()
+    rows[41] = rows[41] | {"fecha_apertura": "2100-12-31"}
+    cases = write_registry(tmp_path / "Covid19Casos.zip", rows)
+    result = run_graph(sample_copy, tmp_path / "raw", str(cases), *list(sample_sources().values())[1:])
+    assert result.success
+    [(line, column, reason)] = query(
+        sample_copy, "SELECT line_number, column_name, reason FROM covid.rejected_cases"
+    )
+    assert (line, column) == (43, "fecha_apertura") and "2100-12-31 is after the row's own" in reason
+    latest = max(r["fecha_apertura"] for r in rows if r["fecha_apertura"] != "2100-12-31")
+    assert query(sample_copy, "SELECT max(opened_date)::text FROM covid.cases") == [(latest,)]
+    assert query(sample_copy, "SELECT reference_date::text FROM reporting.latest_update") == [(latest,)]

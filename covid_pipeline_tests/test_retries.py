@@ -12,7 +12,7 @@ from dagster import DagsterEventType
 
 from covid_pipeline.assets.cases import retry_delay_seconds
 from covid_pipeline.cli import sample_sources
-from covid_pipeline.resources.quality import SettingError
+from covid_pipeline.resources.quality import QualityResource, SettingError
 from covid_pipeline_tests.helpers.registry import (
     REAL_SAMPLE,
     read_records,
@@ -42,7 +42,9 @@ def test_a_connection_lost_mid_copy_is_retried_and_the_run_succeeds(sample_copy,
 
     killer = threading.Thread(target=terminate_the_first_copy)
     killer.start()
-    result = run_graph(sample_copy, tmp_path / "raw", str(large), *list(SAMPLE.values())[1:])
+    # twelve times the sample: growth the default limit (COVID_MAX_ROW_GROWTH) would refuse
+    relaxed = QualityResource(max_row_growth=1000)
+    result = run_graph(sample_copy, tmp_path / "raw", str(large), *list(SAMPLE.values())[1:], quality=relaxed)
     killer.join(60)
     assert terminated == [True]
     assert result.success

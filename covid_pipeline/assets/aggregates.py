@@ -49,7 +49,10 @@ def build_daily_aggregates(conn) -> dict:
     "deaths, icu, ventilated)",
 )
 def daily_aggregates(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-    with failures_for_people(behind_cases("covid.daily_aggregates")), warehouse.connect() as conn:
+    with (
+        failures_for_people(behind_cases("covid.daily_aggregates"), database=warehouse.location()),
+        warehouse.connect() as conn,
+    ):
         totals = build_daily_aggregates(conn)
     context.log.info(
         f"covid.daily_aggregates: {totals['rows']:,} rows, {totals['confirmed']:,} confirmed cases"

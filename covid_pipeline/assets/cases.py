@@ -17,6 +17,7 @@ from pydantic import Field
 
 from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.raw import current_source, published_name, raw_csv_s3
+from covid_pipeline.ingest.cleaning import FutureDates
 from covid_pipeline.ingest.gate import LoadLimits
 from covid_pipeline.ingest.loader import LoadReport, load_cases
 from covid_pipeline.ingest.registry_format import REGISTRY_COLUMNS, Kind
@@ -84,10 +85,19 @@ def cleaned_cases(
     store = raw_store.store()
     with failures_for_people("covid.cases was left as it was."):
         entry = current_source(store, "cases")
-    limits = LoadLimits(max_rejected_share=quality.max_rejected_share, max_row_drop=quality.max_row_drop)
+    limits = LoadLimits(
+        max_rejected_share=quality.max_rejected_share,
+        max_row_drop=quality.max_row_drop,
+        max_row_growth=quality.max_row_growth,
+        max_duplicate_share=quality.max_duplicate_share,
+        max_empty_share=quality.max_empty_share,
+        allow_older_publication=quality.allow_older_publication,
+    )
     kept = f"covid.cases was left as it was (source: {entry['url']})."
     with (
-        failures_for_people(kept, source_sha256=entry["sha256"], source_url=entry["url"]),
+        failures_for_people(
+            kept, database=warehouse.location(), source_sha256=entry["sha256"], source_url=entry["url"]
+        ),
         store.local_copy(entry["key"]) as path,
     ):
         report = load_cases(
@@ -99,6 +109,7 @@ def cleaned_cases(
             run_id=context.run_id,
             force=config.force,
             limits=limits,
+            future_dates=FutureDates(tolerance_days=quality.future_date_tolerance_days),
             log=context.log.info,
         )
     if report.skipped_unchanged:

@@ -10,7 +10,7 @@ from psycopg import sql
 
 from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.raw import current_source, published_name, raw_csv_s3
-from covid_pipeline.ingest.gate import LoadRefused, refuse_row_drop
+from covid_pipeline.ingest.gate import LoadRefused, refuse_row_drop, refuse_row_growth
 from covid_pipeline.ingest.georef import (
     DEPARTMENTS,
     PROVINCES,
@@ -44,9 +44,12 @@ def replace_table(conn, table: str, ddl_file: str, rows: list[dict]) -> None:
     swap_in(conn, "covid", incoming, table)
 
 
-def _refuse_lost_rows(conn, table: str, rows: int, file_name: str, max_drop: float) -> None:
+def _refuse_lost_rows(
+    conn, table: str, rows: int, file_name: str, max_drop: float, max_growth: float = float("inf")
+) -> None:
     """The reference files' gate: a file that empties its table, or loses more than `max_drop` of the
-    rows the table holds, is a header-only or truncated download, not a new georef release."""
+    rows the table holds, is a header-only or truncated download, not a new georef release; one with
+    more than `max_growth` more rows is another file (the provinces and departments swapped)."""
     current = 0
     if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"covid.{table}",)).fetchone()[0]:
         current = conn.execute(
@@ -65,6 +68,16 @@ def _refuse_lost_rows(conn, table: str, rows: int, file_name: str, max_drop: flo
         max_drop=max_drop,
         setting="max_reference_row_drop",
         suspicion="a truncated download?",
+    )
+    refuse_row_growth(
+        file_name,
+        rows,
+        "rows",
+        current,
+        baseline_is=f"covid.{table} holds",
+        max_growth=max_growth,
+        setting="max_reference_row_growth",
+        suspicion="the provinces and departments files swapped, or another file?",
     )
 
 
@@ -89,7 +102,12 @@ def _materialize_reference(
                 read, dict(conn.execute("SELECT province_id, name FROM covid.provinces")), file_name
             )
         _refuse_lost_rows(
-            conn, table, len(rows), published_name(entry["url"]), quality.max_reference_row_drop
+            conn,
+            table,
+            len(rows),
+            published_name(entry["url"]),
+            quality.max_reference_row_drop,
+            quality.max_reference_row_growth,
         )
         replace_table(conn, table, f"{table}_table.sql", rows)
     context.log.info(f"covid.{table}: {len(rows)} rows from {entry['uri']}")

@@ -2,8 +2,8 @@
 
 Contract: a row is loaded only if it is well-formed CSV (records.py) with 25 fields, no NUL, an integer
 `id_evento_caso` that fits bigint, integer codes that fit integer, dates that are real `YYYY-MM-DD`
-dates between 1900 and 2100 or empty (`ultima_actualizacion` never empty), SI/NO flags and a known age
-unit. Everything else goes to the rejects with its line number, raw text and the column at fault.
+dates between 1900 and 2100 or empty (`ultima_actualizacion` never empty), none of them in the future of
+the row's own publication (FutureDates), SI/NO flags and a known age unit. Everything else goes to the rejects with its line number, raw text and the column at fault.
 Empty fields become NULL. Categorical values that differ from SISA's only in case or spacing
 (`confirmado `) are written as SISA writes them; any other value is kept as it is (a check reports it).
 A value's verdict never depends on the other rows of its chunk.
@@ -11,16 +11,18 @@ A value's verdict never depends on the other rows of its chunk.
 
 import csv
 import io
+import unicodedata
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from covid_pipeline.ingest.errors import SourceFormatError
-from covid_pipeline.ingest.reader import Chunk
+from covid_pipeline.ingest.errors import Reject, SourceFormatError
+from covid_pipeline.ingest.reader import Chunk, Utf8Stream, looks_double_encoded
 from covid_pipeline.ingest.records import Lines, read_records
 from covid_pipeline.ingest.registry_format import (
     FIRST_YEAR,
@@ -69,12 +71,23 @@ FIRST_DAY, LAST_DAY = date(FIRST_YEAR, 1, 1).toordinal() - EPOCH, date(LAST_YEAR
 MONTHS_A_YEAR = _arrow(np.array([12], np.int32), pa.int32())[0]
 
 
-@dataclass
-class Reject:
-    line_number: int
-    column_name: str | None
-    reason: str
-    raw_line: str
+ARGENTINA = ZoneInfo("America/Argentina/Buenos_Aires")  # where SISA dates its publications
+
+
+def today_in_argentina() -> date:
+    return datetime.now(ARGENTINA).date()
+
+
+@dataclass(frozen=True)
+class FutureDates:
+    """Dates that cannot have happened yet. Each row is judged on its own, as it streams: its
+    `ultima_actualizacion` may not lie after the day of the load, and no other date after that
+    `ultima_actualizacion`, each with `tolerance_days` of slack for clocks and records stamped around
+    midnight. The publication's own date (its most common `ultima_actualizacion`) is known only at the end
+    of the file; a row's own date is known at once and, but for a damaged row, the same."""
+
+    tolerance_days: int = 1
+    load_day: date = field(default_factory=today_in_argentina)
 
 
 @dataclass
@@ -85,10 +98,29 @@ class CleanChunk:
     tail: Chunk | None = None  # an unfinished record, read again with the next chunk
 
 
-def check_header(header_line: bytes, file_name: str) -> None:
-    """Fail before anything is written if the columns are not the registry's 25, in order."""
+def split_header(stream: Utf8Stream, chunk: Chunk) -> Chunk:
+    """Check the header at the start of the file's first chunk (blank lines before it are skipped: they hold
+    nothing) and return the rest of the chunk, checked as UTF-8, its lines numbered as in the file."""
+    data = chunk.data
+    blank = len(data) - len(data.lstrip(b"\r\n"))
+    blank_lines = data.count(b"\n", 0, blank)
+    start = data.rfind(b"\n", 0, blank) + 1  # the header's own line starts here
+    header = data[start : data.find(b"\n", start) + 1]
+    if looks_double_encoded(header.decode("utf-8", errors="replace")):
+        stream.set_double_encoding_repair()
+    checked = stream.validate(Chunk(data[start:], 1 + blank_lines, chunk.rejects))
+    newline = checked.data.find(b"\n") + 1
+    check_header(checked.data[:newline], stream.name, checked.first_line)
+    return Chunk(checked.data[newline:], checked.first_line + 1, checked.rejects)
+
+
+def check_header(header_line: bytes, file_name: str, line_number: int = 1) -> None:
+    """Fail before anything is written if the columns are not the registry's 25, in order.
+
+    Names are compared in Unicode's composed form (NFC): a file re-saved on macOS may write the ñ of
+    edad_años_meses as n and a combining tilde, the same name to a reader."""
     text = header_line.decode("utf-8").rstrip("\r\n")
-    found = next(csv.reader([text]))
+    found = [unicodedata.normalize("NFC", name) for name in next(csv.reader([text]))]
     expected = list(SOURCE_NAMES)
     if found == expected:
         return
@@ -102,32 +134,47 @@ def check_header(header_line: bytes, file_name: str) -> None:
     if not details:
         details.append("same columns in another order")
     raise SourceFormatError(
-        f"{file_name}, line 1: the header does not match the registry format ({'; '.join(details)}).\n"
+        f"{file_name}, line {line_number}: the header does not match the registry format ({'; '.join(details)}).\n"
         f"Expected {N_FIELDS} columns: {', '.join(expected)}\n"
         f"Found {len(found)} columns: {', '.join(found)}\n"
         "Nothing was loaded. If the Ministry changed the format, update covid_pipeline/ingest/registry_format.py."
     )
 
 
-def clean_chunk(chunk: Chunk, final: bool = True) -> CleanChunk:
+def clean_chunk(chunk: Chunk, final: bool = True, future: FutureDates | None = None) -> CleanChunk:
     """Parse and type one chunk of whole records (the header already removed).
 
     Unless `final`, a record still open at the chunk's end (a quoted newline the reader's cut fell
     inside, after a stray quote) is handed back as `tail`, to be read again in front of the next chunk.
+    The lines the reader already set aside (`chunk.rejects`) come first among the rejects.
     """
+    if chunk.data:
+        cleaned = _clean_records(chunk, final, future)
+    else:
+        no_rows = np.zeros(0, dtype=np.int64)
+        cleaned = CleanChunk(_type_columns(_read_strings(b""), no_rows, no_rows, chunk, None, future)[0])
+    if chunk.rejects:
+        cleaned.rejects[:0] = chunk.rejects
+        cleaned.rows_read += len(chunk.rejects)
+    return cleaned
+
+
+def _clean_records(chunk: Chunk, final: bool, future: FutureDates | None) -> CleanChunk:
     lines = Lines(chunk.data)
     if lines.simple(count_fields=False).all():
         # The usual chunk: every line a well-quoted record; Arrow checks each row's field count as it parses.
         table = _read_strings(chunk.data)
         if table is not None and table.num_rows == len(lines):
             span = np.arange(len(lines))
-            typed, rejects = _type_columns(table, span, span, chunk, lines)
+            typed, rejects = _type_columns(table, span, span, chunk, lines, future)
             return CleanChunk(typed, rejects, rows_read=len(lines))
-        return _clean_strictly(chunk, lines, np.zeros(len(lines), dtype=bool), final)
-    return _clean_strictly(chunk, lines, lines.simple(), final)
+        return _clean_strictly(chunk, lines, np.zeros(len(lines), dtype=bool), final, future)
+    return _clean_strictly(chunk, lines, lines.simple(), final, future)
 
 
-def _clean_strictly(chunk: Chunk, lines: Lines, simple: np.ndarray, final: bool) -> CleanChunk:
+def _clean_strictly(
+    chunk: Chunk, lines: Lines, simple: np.ndarray, final: bool, future: FutureDates | None
+) -> CleanChunk:
     """The records of the lines that are not `simple` read by records.py, the simple ones by Arrow."""
     records, tail = read_records(lines, np.flatnonzero(~simple & ~lines.blank), final)
     for record in records:
@@ -136,7 +183,7 @@ def _clean_strictly(chunk: Chunk, lines: Lines, simple: np.ndarray, final: bool)
         simple[tail:] = False
     assembled = _assemble(chunk.data, lines, simple, [r for r in records if r.fields is not None])
     if assembled is None:  # Arrow reads some line otherwise than records.py would: read them all strictly
-        return _clean_strictly(chunk, lines, np.zeros(len(lines), dtype=bool), final)
+        return _clean_strictly(chunk, lines, np.zeros(len(lines), dtype=bool), final, future)
     table, first, last = assembled
     rejects = [
         Reject(
@@ -148,7 +195,7 @@ def _clean_strictly(chunk: Chunk, lines: Lines, simple: np.ndarray, final: bool)
         for r in records
         if r.fields is None
     ]
-    typed, more_rejects = _type_columns(table, first, last, chunk, lines)
+    typed, more_rejects = _type_columns(table, first, last, chunk, lines, future)
     cleaned = CleanChunk(typed, rejects + more_rejects, rows_read=len(first) + len(rejects))
     if tail is not None:
         cleaned.tail = Chunk(chunk.data[lines.starts[tail] :], chunk.first_line + tail)
@@ -207,7 +254,12 @@ def _read_strings(data: bytes) -> pa.Table | None:
 
 
 def _type_columns(
-    table: pa.Table, first: np.ndarray, last: np.ndarray, chunk: Chunk, lines: Lines
+    table: pa.Table,
+    first: np.ndarray,
+    last: np.ndarray,
+    chunk: Chunk,
+    lines: Lines,
+    future: FutureDates | None,
 ) -> tuple[pa.Table, list[Reject]]:
     """Typed columns for the rows of `table`, which span physical lines first..last (chunk indexes)."""
     typed: dict[str, pa.Array] = {}
@@ -224,6 +276,7 @@ def _type_columns(
         if bad is not None:
             for i in np.flatnonzero(bad & (reason == None)):  # noqa: E711 (elementwise)
                 reason[i] = (column.source, _describe(column, values[int(i)].as_py()))
+    _note_future_dates(typed, reason, future or FutureDates())
     typed["age_years"] = _age_in_years(typed["age_years"], typed["age_unit"])
     typed["source_line"] = _arrow((chunk.first_line + first).astype(np.int64), pa.int64())
     result = pa.table(typed)
@@ -240,13 +293,48 @@ def _type_columns(
     return result.filter(keep), rejects
 
 
+DATE_COLUMNS = tuple(c for c in REGISTRY_COLUMNS if c.kind is Kind.DATE and c.target != "last_updated")
+LAST_UPDATED = next(c for c in REGISTRY_COLUMNS if c.target == "last_updated")
+
+
+def _note_future_dates(typed: dict, reason: np.ndarray, future: FutureDates) -> None:
+    """Give rows with an impossible future date their reason (rows that already have one keep it): the
+    publication date first, then each other date against that row's own publication date."""
+    slack = future.tolerance_days
+    published = pc.cast(typed[LAST_UPDATED.target], pa.int32())
+    latest_publication = future.load_day.toordinal() - EPOCH + slack
+    if (pc.max(published).as_py() or 0) > latest_publication:
+        after = _mask(pc.greater(published, _day(latest_publication)))
+        for i in np.flatnonzero(after & (reason == None)):  # noqa: E711
+            reason[i] = (
+                LAST_UPDATED.source,
+                f"{LAST_UPDATED.source}: {typed[LAST_UPDATED.target][int(i)].as_py()} is after the day of the load, "
+                f"{future.load_day} in Argentina (with {slack} day(s) of tolerance): a publication cannot be "
+                "dated in the future",
+            )
+    latest = pc.add(published, _day(slack))
+    for column in DATE_COLUMNS:
+        days = pc.cast(typed[column.target], pa.int32())
+        later = pc.greater(days, latest)
+        if not pc.any(later).as_py():
+            continue
+        for i in np.flatnonzero(_mask(later) & (reason == None)):  # noqa: E711
+            reason[i] = (
+                column.source,
+                f"{column.source}: {typed[column.target][int(i)].as_py()} is after the row's own ultima_actualizacion, "
+                f"{typed[LAST_UPDATED.target][int(i)].as_py()} (with {slack} day(s) of tolerance): no case date can lie "
+                "in the future of the publication that lists it",
+            )
+
+
 def _canonical(values: pa.ChunkedArray, canonical: tuple[str, ...]) -> pa.ChunkedArray:
     """Values written as SISA writes them when they differ only in case or surrounding spaces
     (`CONFIRMADO`, `Confirmado `); any other value is left exactly as it is."""
     spelled = _strings(*canonical)
     if (pc.sum(pc.is_in(values, value_set=spelled)).as_py() or 0) == len(values) - values.null_count:
         return values
-    keys = pc.utf8_lower(pc.utf8_trim_whitespace(values))
+    # NFC first: the same word with its accents composed or not (`Años` from a macOS re-save) is one value
+    keys = pc.utf8_lower(pc.utf8_trim_whitespace(pc.utf8_normalize(values, form="NFC")))
     found = pc.index_in(keys, value_set=_strings(*(value.lower() for value in canonical)))
     return pc.coalesce(pc.take(spelled, found), values)
 

@@ -22,15 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from covid_pipeline.ingest.cleaning import CleanChunk, Reject, check_header, clean_chunk
+from covid_pipeline.ingest.cleaning import CleanChunk, FutureDates, Reject, clean_chunk, split_header
 from covid_pipeline.ingest.errors import SourceFormatError
-from covid_pipeline.ingest.gate import NO_LIMITS, LoadLimits, enforce
+from covid_pipeline.ingest.gate import NO_LIMITS, GateTally, LatestLoad, LoadLimits, enforce
 from covid_pipeline.ingest.reader import (
     CHUNK_BYTES,
     Chunk,
     Utf8Stream,
     iter_record_chunks,
-    looks_double_encoded,
     open_csv_member,
 )
 from covid_pipeline.ingest.registry_format import LOADED_COLUMNS, REGISTRY_COLUMNS, Kind
@@ -76,13 +75,14 @@ class LoadReport:
         return self.rows_read / self.seconds if self.seconds else 0.0
 
 
-def latest_load(conn: psycopg.Connection) -> tuple[int, str, int] | None:
-    """(load_id, source_sha256, rows_loaded) of the load the current `covid.cases` came from."""
+def latest_load(conn: psycopg.Connection) -> LatestLoad | None:
+    """The load the current `covid.cases` came from."""
     if conn.execute("SELECT to_regclass('covid.cases') IS NULL").fetchone()[0]:
         return None
-    return conn.execute(
-        "SELECT load_id, source_sha256, rows_loaded FROM covid.loads ORDER BY load_id DESC LIMIT 1"
+    found = conn.execute(
+        "SELECT load_id, source_sha256, rows_loaded, last_updated FROM covid.loads ORDER BY load_id DESC LIMIT 1"
     ).fetchone()
+    return found and LatestLoad(*found)
 
 
 def load_cases(
@@ -95,14 +95,18 @@ def load_cases(
     run_id: str = "",
     force: bool = False,
     limits: LoadLimits = NO_LIMITS,
+    future_dates: FutureDates | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     log: Callable[[str], None] = lambda message: None,
     progress_seconds: float = INTERVAL_SECONDS,
 ) -> LoadReport:
     """Load one registry file (zip or csv) and make it the current `covid.cases`.
 
-    Raises SourceFormatError (LoadRefused when `limits` are passed) with `covid.cases` untouched.
+    Raises SourceFormatError (LoadRefused when `limits` are passed) with `covid.cases` untouched. Rows
+    dated in the future of their publication or of today are rejected (`future_dates`, one day of slack
+    unless given).
     """
+    future_dates = future_dates or FutureDates()
     started = time.time()
     with psycopg.connect(url) as conn:
         # One load at a time: a second one waits here instead of colliding on the loading table.
@@ -122,11 +126,19 @@ def load_cases(
             tempfile.TemporaryFile("w+", newline="") as spool,
         ):
             report = LoadReport(name, source_sha256)
-            progress = Progress(log, progress_seconds)
+            progress, tally = Progress(log, progress_seconds), GateTally()
             duplicates = _copy_records(
-                conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log, progress
+                conn,
+                Utf8Stream(raw, name),
+                chunk_bytes,
+                report,
+                csv.writer(spool),
+                log,
+                progress,
+                tally,
+                future_dates,
             )
-            enforce(limits, report, latest[2] if latest else None)
+            enforce(limits, report, latest, tally)
             _finish_table(conn, duplicates)
             swap_in(conn, SCHEMA, INCOMING, TABLE)
             spool.seek(0)
@@ -155,7 +167,15 @@ def load_cases(
 
 
 def _copy_records(
-    conn, stream: Utf8Stream, chunk_bytes: int, report: LoadReport, rejects_out, log, progress: Progress
+    conn,
+    stream: Utf8Stream,
+    chunk_bytes: int,
+    report: LoadReport,
+    rejects_out,
+    log,
+    progress: Progress,
+    tally: GateTally,
+    future_dates: FutureDates,
 ) -> list[int]:
     """COPY every clean row into the loading table; returns the ids that occurred more than once."""
     seen, publication_dates = SeenIds(), DateCounts()
@@ -165,7 +185,7 @@ def _copy_records(
         sql.Identifier(SCHEMA, INCOMING), columns
     )
     with conn.cursor().copy(statement) as copy:
-        for cleaned, copy_data in _cleaned_chunks(stream, chunk_bytes):
+        for cleaned, copy_data in _cleaned_chunks(stream, chunk_bytes, future_dates):
             for piece in copy_data:
                 copy.write(piece)
             if cleaned is None:  # the format's trailer
@@ -182,6 +202,7 @@ def _copy_records(
             report.rows_rejected += len(cleaned.rejects)
             seen.add(_case_ids(table))
             publication_dates.update(table.column("last_updated"))
+            tally.add(table)  # what the gate judges at the end of the stream
             progress.tick(load_line, report.rows_read, report.rows_loaded, report.rows_rejected)
     report.last_updated = publication_dates.most_common()
     report.encoding = stream.encoding
@@ -193,7 +214,9 @@ def _copy_records(
     return seen.duplicate_ids()
 
 
-def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[tuple[CleanChunk | None, list[bytes]]]:
+def _cleaned_chunks(
+    stream: Utf8Stream, chunk_bytes: int, future_dates: FutureDates
+) -> Iterator[tuple[CleanChunk | None, list[bytes]]]:
     """Clean and encode chunks in a worker thread (Arrow releases the GIL) while the caller writes COPY.
 
     The encoding is done here too: it holds the GIL, and the caller's thread should only wait on the socket.
@@ -201,20 +224,24 @@ def _cleaned_chunks(stream: Utf8Stream, chunk_bytes: int) -> Iterator[tuple[Clea
     results: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
 
+    def offer(item) -> bool:
+        """Hand `item` to the consumer, unless it has stopped (its COPY failed): then give up at once."""
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
         try:
-            for cleaned in _with_copy_data(_clean_all(stream, chunk_bytes)):
-                while not stop.is_set():
-                    try:
-                        results.put(cleaned, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            for cleaned in _with_copy_data(_clean_all(stream, chunk_bytes, future_dates)):
+                if not offer(cleaned):
                     return
-            results.put(None)
+            offer(None)
         except BaseException as exc:  # handed to the consumer, raised there
-            results.put(exc)
+            offer(exc)
 
     worker = threading.Thread(target=produce, name="registry-cleaner", daemon=True)
     worker.start()
@@ -240,24 +267,17 @@ def _with_copy_data(chunks: Iterator[CleanChunk]) -> Iterator[tuple[CleanChunk |
     yield None, [*header, encoder.finish()]
 
 
-def _clean_all(stream: Utf8Stream, chunk_bytes: int) -> Iterator[CleanChunk]:
+def _clean_all(stream: Utf8Stream, chunk_bytes: int, future_dates: FutureDates) -> Iterator[CleanChunk]:
     header_seen, tail = False, None
     for chunk, final in _with_last(iter_record_chunks(stream, chunk_bytes)):
         if not header_seen:
-            newline = chunk.data.find(b"\n") + 1
-            header = chunk.data[:newline]
-            if looks_double_encoded(header.decode("utf-8", errors="replace")):
-                stream.set_double_encoding_repair()
-            data = stream.validate(chunk)
-            newline = data.find(b"\n") + 1
-            check_header(data[:newline], stream.name)
-            chunk, header_seen = Chunk(data[newline:], 2), True
+            chunk, header_seen = split_header(stream, chunk), True
         else:
-            chunk = Chunk(stream.validate(chunk), chunk.first_line)
+            chunk = stream.validate(chunk)
         if tail is not None:  # a record the previous chunk could not finish
-            chunk, tail = Chunk(tail.data + chunk.data, tail.first_line), None
-        if chunk.data:
-            cleaned = clean_chunk(chunk, final)
+            chunk, tail = Chunk(tail.data + chunk.data, tail.first_line, chunk.rejects), None
+        if chunk.data or chunk.rejects:  # (rejects alone: lines the reader set aside)
+            cleaned = clean_chunk(chunk, final, future_dates)
             tail = cleaned.tail
             yield cleaned
     if not header_seen:

@@ -4,13 +4,15 @@ Nothing here holds more than one chunk of the file in memory.
 """
 
 import codecs
+import collections
 import io
 import struct
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -18,12 +20,14 @@ import numpy as np
 import pyarrow as pa
 from isal import isal_zlib
 
-from covid_pipeline.ingest.errors import SourceFormatError
+from covid_pipeline.ingest.errors import Reject, SourceFormatError
 from covid_pipeline.ingest.registry_format import CASES_MEMBER, SOURCE_NAMES
 
 CHUNK_BYTES = 8 * 1024 * 1024
 # No real record comes near this: past it, an unbalanced quote is a broken line, not a long field.
 MAX_RECORD_BYTES = 1024 * 1024
+# Of a line set aside for its length, the start kept in covid.rejected_cases to show what it was.
+KEPT_OF_LONG_LINE = 1024
 
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 MAGIC_BYTES = (
@@ -34,6 +38,8 @@ MAGIC_BYTES = (
     (b"Rar!", "a RAR archive"),
     (b"%PDF", "a PDF document"),
 )
+# A local file header, or the end record of an empty archive: the first bytes of every zip the registry ships in.
+ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
 HEAD_BYTES = 64 * 1024  # far more than the header line (about 600 bytes)
 
 
@@ -53,7 +59,7 @@ def open_csv_member(
     """
     path = Path(path)
     name = file_name or path.name
-    if not zipfile.is_zipfile(path):
+    if not _is_zip(path):
         with open(path, "rb") as stream:
             yield stream, name
         return
@@ -79,6 +85,14 @@ def open_csv_member(
             raise SourceFormatError(f"{name}: cannot be extracted ({exc})") from exc
         with opened as stream:
             yield _ZipErrorsAsFormatErrors(stream, name), name
+
+
+def _is_zip(path: Path) -> bool:
+    """A zip archive starts with a zip record. zipfile.is_zipfile alone looks for the end-of-archive record's
+    signature (PK 05 06) near the end: a CSV with those four bytes in a field would pass for a broken zip."""
+    with open(path, "rb") as handle:
+        start = handle.read(4)
+    return start in ZIP_STARTS and zipfile.is_zipfile(path)
 
 
 def _choose_member(archive: zipfile.ZipFile, name: str, suffix: str, wanted: str, log) -> zipfile.ZipInfo:
@@ -219,20 +233,53 @@ class _InflatedMember(io.RawIOBase):
 
 @dataclass
 class Chunk:
-    """Whole records of the file: `data` is UTF-8 text ending with a newline; `first_line` is 1-based."""
+    """Whole records of the file: `data` is UTF-8 text ending with a newline; `first_line` is 1-based.
+
+    `rejects` are lines the reader set aside before `data` (a line too long to be a record), each counted
+    as a row read and rejected.
+    """
 
     data: bytes
     first_line: int
+    rejects: list[Reject] = field(default_factory=list)
+
+
+# A transcoded file's bytes that do not decode (a lone UTF-16 surrogate, a file cut inside a character) become
+# this lone surrogate, which no decoded text can hold, written out as the invalid UTF-8 ED B3 BF: validate()
+# finds each one, rejects its row, and names the bytes and their offset in the file, noted while decoding.
+MARK = "\udcff"
+MARK_BYTES = MARK.encode("utf-8", "surrogatepass")
+_DECODING = threading.local()
+
+
+def _note_undecodable(exc: UnicodeDecodeError) -> tuple[str, int]:
+    marks = getattr(_DECODING, "marks", None)
+    if marks is None:
+        raise exc
+    marks.append((exc.start, exc.object[exc.start : exc.end], exc.reason))
+    return MARK, exc.end
+
+
+codecs.register_error("covid_pipeline.undecodable", _note_undecodable)
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    offset: int  # in the file, from its first byte (BOM included)
+    data: bytes
+    reason: str  # the codec's: "illegal UTF-16 surrogate", "truncated data", ...
 
 
 class Utf8Stream:
     """Reads a CSV byte stream as UTF-8, whatever the registry was published in.
 
     - UTF-16 with a BOM (the mid-2020 publications) is transcoded.
-    - A UTF-8 BOM is dropped.
+    - A UTF-8 BOM is dropped (a repeated BOM too: it is never content).
     - Text that was UTF-8-encoded twice (``AÃ±os``) is detected from the header and repaired.
     - A file re-saved as Windows-1252/Latin-1 is recognised by its header (``edad_a\xf1os_meses``, the
       ñ as one byte) and transcoded.
+    - In a transcoded file, bytes that do not decode (a lone UTF-16 surrogate, the file cut inside a
+      character) reject the row that holds them, naming their offset in the file, line and column.
     - Anything else must be valid UTF-8: the first invalid byte is reported with its line and column
       (a UTF-8 file with a stray Latin-1 byte is refused, not guessed at).
     """
@@ -245,6 +292,8 @@ class Utf8Stream:
         self._repair_double_encoding = False
         self._pending = b""
         self._started = False
+        self._offset = 0  # bytes of the file handed to the decoder so far
+        self._undecodable: collections.deque[Undecodable] = collections.deque()
 
     @property
     def encoding(self) -> str:
@@ -254,22 +303,23 @@ class Utf8Stream:
         head = self._raw.read(HEAD_BYTES)  # the BOM, or the whole header line
         refuse_foreign_format(head, self.name)
         if head.startswith(UTF16_BOMS):
-            self._encoding = "utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be"
-            self._decoder = codecs.getincrementaldecoder(self._encoding)()
-            self._pending = self._decoder.decode(head[2:]).encode("utf-8")
+            self._transcode_from("utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
+            self._offset = 2
+            self._pending = self._transcode(head[2:], final=False)
         elif utf16 := _utf16_without_bom(head):
-            self._encoding = utf16
-            self._decoder = codecs.getincrementaldecoder(self._encoding)()
-            self._pending = self._decoder.decode(head).encode("utf-8")
+            self._transcode_from(utf16)
+            self._pending = self._transcode(head, final=False)
         elif head.startswith(codecs.BOM_UTF8):
             self._encoding = "utf-8-sig"
             self._pending = head[3:]
         elif _is_single_byte_header(head.split(b"\n", 1)[0]):
+            self._transcode_from("cp1252")
             self._encoding = "windows-1252"
-            self._decoder = codecs.getincrementaldecoder("cp1252")()
-            self._pending = self._decoder.decode(head).encode("utf-8")
+            self._pending = self._transcode(head, final=False)
         else:
             self._pending = head
+        while self._pending.startswith(codecs.BOM_UTF8):  # a BOM written twice (a re-save that added one)
+            self._pending = self._pending[3:]
         first_line = self._pending.split(b"\n", 1)[0]
         if b"\r" in first_line.rstrip(b"\r"):
             raise SourceFormatError(
@@ -278,19 +328,29 @@ class Utf8Stream:
             )
         self._started = True
 
+    def _transcode_from(self, encoding: str) -> None:
+        self._encoding = encoding
+        self._decoder = codecs.getincrementaldecoder(encoding)(errors="covid_pipeline.undecodable")
+
+    def _transcode(self, data: bytes, final: bool) -> bytes:
+        """`data` (the next bytes of the file) as UTF-8, undecodable bytes marked and noted."""
+        start = self._offset - len(self._decoder.getstate()[0])  # the decoder may hold a partial character
+        _DECODING.marks = marks = []
+        try:
+            text = self._decoder.decode(data, final=final)
+        finally:
+            _DECODING.marks = None
+        self._offset += len(data)
+        self._undecodable.extend(Undecodable(start + at, bad, why) for at, bad, why in marks)
+        return text.encode("utf-8", "surrogatepass")
+
     def read(self, size: int) -> bytes:
         """Up to `size` UTF-8 bytes (may cut a character in two: callers cut on newlines)."""
         if not self._started:
             self._start()
         data = self._raw.read(size)
         if self._decoder is not None:
-            try:
-                data = self._decoder.decode(data, final=not data).encode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise SourceFormatError(
-                    f"{self.name}: byte 0x{exc.object[exc.start]:02x} cannot be {self._encoding}, the encoding "
-                    "its start is in: the file mixes encodings. Fetch the official publication again."
-                ) from exc
+            data = self._transcode(data, final=not data)
         if self._pending:
             data, self._pending = self._pending + data, b""
         return data
@@ -298,8 +358,45 @@ class Utf8Stream:
     def set_double_encoding_repair(self) -> None:
         self._repair_double_encoding = True
 
-    def validate(self, chunk: Chunk) -> bytes:
-        """Check (and if needed repair) one chunk of whole records; returns clean UTF-8."""
+    def validate(self, chunk: Chunk) -> Chunk:
+        """Check (and if needed repair) one chunk of whole records; returns it as clean UTF-8, with the rows
+        that hold undecodable bytes of a transcoded file rejected (their lines left empty)."""
+        if self._undecodable and MARK_BYTES in chunk.data:
+            chunk = self._reject_undecodable(chunk)
+        return Chunk(self._valid_utf8(chunk), chunk.first_line, chunk.rejects)
+
+    def _reject_undecodable(self, chunk: Chunk) -> Chunk:
+        data, rejects, emptied = chunk.data, list(chunk.rejects), {}
+        position = 0
+        while (at := data.find(MARK_BYTES, position)) >= 0:
+            position = at + len(MARK_BYTES)
+            bad = self._undecodable.popleft()  # the marks come in the order they were noted
+            line, column = position_of(data, at)
+            what = (
+                f"bytes {bad.data.hex(' ')} at byte {bad.offset:,} of the file are not {self._encoding} "
+                f"({_undecodable_reason(bad.reason)})"
+            )
+            if chunk.first_line + line - 1 == 1:
+                raise SourceFormatError(
+                    f"{self.name}, line 1, column {column}: {what}, in the header. Fetch the publication again."
+                )
+            start, end = data.rfind(b"\n", 0, at) + 1, data.find(b"\n", at)
+            if start in emptied:
+                continue  # another mark on a line already rejected
+            emptied[start] = end
+            field = csv_field_at(data, at)
+            raw = data[start:end].decode("utf-8", "surrogatepass").replace(MARK, "\ufffd").rstrip("\r")
+            name = SOURCE_NAMES[field] if field < len(SOURCE_NAMES) else None
+            rejects.append(Reject(chunk.first_line + line - 1, name, f"column {column}: {what}", raw))
+        # The rejected lines stay, empty, so the lines after them keep their numbers.
+        kept, previous = [], 0
+        for start, end in emptied.items():
+            kept.append(data[previous:start])
+            previous = end
+        kept.append(data[previous:])
+        return Chunk(b"".join(kept), chunk.first_line, rejects)
+
+    def _valid_utf8(self, chunk: Chunk) -> bytes:
         if not self._repair_double_encoding and is_utf8(chunk.data):
             return chunk.data
         try:
@@ -317,6 +414,14 @@ class Utf8Stream:
         if not self._repair_double_encoding:
             return chunk.data
         return repair_double_encoding(text).encode("utf-8")
+
+
+def _undecodable_reason(reason: str) -> str:
+    if reason == "truncated data":
+        return "the file ends inside a character: it was cut short"
+    if "surrogate" in reason:
+        return "a lone surrogate, half of a character"
+    return reason
 
 
 def _utf16_without_bom(head: bytes) -> str | None:
@@ -394,7 +499,9 @@ def position_of(data: bytes, offset: int) -> tuple[int, int]:
 def iter_record_chunks(stream: Utf8Stream, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
     """Cut the stream into chunks of whole records (never inside a quoted field), numbering lines.
 
-    The first chunk starts at line 1 (the header). A final line without a newline gets one.
+    The first chunk starts at line 1 (the header). A final line without a newline gets one. A line still
+    without its end past MAX_RECORD_BYTES is set aside as it is read (a chunk with no data and its reject),
+    so memory stays at a block or two, however long the line.
     """
     carry = b""
     next_line = 1
@@ -410,12 +517,47 @@ def iter_record_chunks(stream: Utf8Stream, chunk_bytes: int = CHUNK_BYTES) -> It
         cut = _last_record_end(data)
         if cut <= 0 and len(data) >= MAX_RECORD_BYTES:
             cut = data.rfind(b"\n") + 1  # a stray quote: cut on lines, the cleaner re-reads them one by one
+            if cut <= 0:  # one line, longer than any record, and its end not read yet
+                kept, length = data[:KEPT_OF_LONG_LINE], len(data)
+                data = block = b""  # hold none of it while reading past the rest
+                reject, carry = _set_aside_long_line(stream, kept, length, next_line)
+                next_line += 1
+                yield Chunk(b"", next_line, [reject])
+                continue
         if cut <= 0:
             carry = data  # a record longer than the block: read more
             continue
         chunk, carry = data[:cut], data[cut:]
         yield Chunk(chunk, next_line)
         next_line += count_byte(chunk, b"\n")
+
+
+def _set_aside_long_line(stream: Utf8Stream, kept: bytes, length: int, line: int) -> tuple[Reject, bytes]:
+    """Read past the line whose first `length` bytes were read (no newline among them; `kept` their start),
+    a record's worth at a time; returns its reject and what follows its end."""
+    if line == 1:
+        raise SourceFormatError(
+            f"{stream.name}, line 1: over {MAX_RECORD_BYTES:,} bytes without a line end where the header should "
+            "be: this is not the registry's CSV. Fetch the official publication again."
+        )
+    rest = b""
+    while block := stream.read(MAX_RECORD_BYTES):
+        newline = block.find(b"\n")
+        if newline >= 0:
+            length, rest = length + newline, block[newline + 1 :]
+            break
+        length += len(block)
+    shown = kept.decode("utf-8", errors="replace")
+    return (
+        Reject(
+            line,
+            None,
+            f"the line is {length:,} bytes long without a record end: no registry record is longer than "
+            f"{MAX_RECORD_BYTES // (1 << 20)} MB (its first {len(kept):,} bytes are kept here)",
+            f"{shown}… [{length - len(kept):,} more bytes]",
+        ),
+        rest,
+    )
 
 
 def _last_record_end(data: bytes) -> int:

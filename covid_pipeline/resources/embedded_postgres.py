@@ -20,6 +20,10 @@ EMBEDDED_DATABASE = "covid"
 KEPT = "covid-pipeline.kept"
 
 
+class EmbeddedServerError(RuntimeError):
+    """The embedded server did not start: says where its data is and why (the last error in its log)."""
+
+
 def default_home() -> Path:
     """Where local state lives (embedded database, raw files, reports): $COVID_HOME or ~/.covid-pipeline."""
     return Path(os.environ.get("COVID_HOME") or Path.home() / ".covid-pipeline")
@@ -40,10 +44,46 @@ def embedded_server_url(
     until `stop_server`. Its data stays in `data_dir`.
     """
     server = start_server(data_dir)
+    if not _minimal_wal_set(server.get_uri()) and not keep_running and _alone_on(server):
+        # Just started for this process alone: restart it now rather than at its next start.
+        server.cleanup()  # stops it, unless another process took it meanwhile (then it keeps running)
+        _forget_handle(_pgserver(), server.pgdata)  # the next handle registers this process afresh
+        server = start_server(data_dir)
     if keep_running:
         (server.pgdata / KEPT).touch()
     ensure_database(server.get_uri(), database)
     return server.get_uri(database)
+
+
+def _minimal_wal_set(server_url: str) -> bool:
+    """Whether the server runs with wal_level = minimal; if not, sets it for the server's next start.
+
+    The embedded server has no replica or archive to feed, and with minimal WAL the rows a load writes into
+    the table it created skip the WAL: a full disk then fails the load with an error its transaction rolls
+    back, files and all, instead of a failed WAL write that crashes the server and leaves the half-written
+    table's files behind, unknown to any catalog. (It also spares the disk writing every row twice.)
+    """
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        if conn.execute("SHOW wal_level").fetchone() == ("minimal",):
+            return True
+        try:
+            conn.execute("ALTER SYSTEM SET wal_level = 'minimal'")
+            conn.execute("ALTER SYSTEM SET max_wal_senders = 0")
+        except psycopg.Error:
+            return True  # not ours to change (a read-only or foreign data folder): run as it is
+        return False
+
+
+def _alone_on(server) -> bool:
+    """No other process holds the server, and no other client is connected to it. (pgserver checks again, under
+    its lock, before it stops a server: a process that arrives meanwhile keeps it running.)"""
+    try:
+        holders = server.global_process_id_list.get()
+    except ValueError:  # the list is being rewritten by another process: not alone
+        return False
+    if holders != [os.getpid()]:
+        return False
+    return _other_clients(server.get_uri()) == 0
 
 
 def start_server(data_dir: str | os.PathLike, cleanup_mode: str | None = "stop", attempts: int = 3):
@@ -62,13 +102,42 @@ def start_server(data_dir: str | os.PathLike, cleanup_mode: str | None = "stop",
                 server = pgserver.get_server(path, cleanup_mode=cleanup_mode)
                 break
             except subprocess.TimeoutExpired:
+                _forget_handle(pgserver, path)
                 if attempt == attempts:
                     raise
+            except subprocess.CalledProcessError as exc:
+                _forget_handle(pgserver, path)
+                raise EmbeddedServerError(
+                    f"The embedded PostgreSQL in {path} did not start: {_last_error(path / 'log')} "
+                    f"(its log: {path / 'log'})."
+                ) from exc
+            except BaseException:
+                _forget_handle(pgserver, path)
+                raise
     if cleanup_mode == "stop" and server not in _GUARDED:
         # atexit runs the handlers registered last first: this one before pgserver's own.
         atexit.register(_spare_if_in_use, server)
         _GUARDED.append(server)
     return server
+
+
+def _forget_handle(pgserver, path: Path) -> None:
+    """Drop pgserver's cached handle for a data folder. It keeps one per folder from the moment it starts
+    creating it: after a failed start that handle is half made (no server info), and asking again would return
+    it and fail with a bare AssertionError. Forgotten, the next attempt (a retry, the next run) starts afresh."""
+    handle = pgserver.PostgresServer._instances.pop(path, None)
+    if handle is not None:
+        atexit.unregister(handle._cleanup)
+
+
+def _last_error(log: Path) -> str:
+    """The server's last FATAL or PANIC line (why it stopped or could not start)."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
+    except OSError:
+        return "see its log"
+    errors = [line for line in lines if " FATAL: " in line or " PANIC: " in line]
+    return errors[-1].split(": ", 1)[-1].strip() if errors else "see its log"
 
 
 _GUARDED: list = []

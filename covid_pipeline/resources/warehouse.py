@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -11,6 +12,14 @@ from pydantic import Field, PrivateAttr
 
 from covid_pipeline.resources.database import resolve_url
 from covid_pipeline.resources.embedded_postgres import default_data_dir
+
+
+@dataclass(frozen=True)
+class DatabaseLocation:
+    """Where the warehouse keeps its data, for messages about it (a full disk)."""
+
+    description: str  # e.g. "the embedded PostgreSQL's data directory /home/x/.covid-pipeline/pgdata"
+    data_dir: Path | None = None  # known (and its server log readable) for the embedded server only
 
 
 class WarehouseResource(ConfigurableResource):
@@ -43,6 +52,18 @@ class WarehouseResource(ConfigurableResource):
         with psycopg.connect(self.url, **kwargs) as conn:
             yield conn
 
+    def location(self) -> DatabaseLocation:
+        """Where the data lives, for messages (a full disk), without starting or connecting to anything."""
+        if not self.database_url:
+            return DatabaseLocation(
+                f"the embedded PostgreSQL's data directory {self.embedded_data_path}", self.embedded_data_path
+            )
+        info = psycopg.conninfo.conninfo_to_dict(self.database_url)
+        server = info.get("host", "localhost") + (f":{info['port']}" if info.get("port") else "")
+        return DatabaseLocation(
+            f"the server {server}, database {info.get('dbname', '')} (COVID_DATABASE_URL)"
+        )
+
     def describe(self) -> str:
         """The URL without its password, for metadata and logs."""
         info = psycopg.conninfo.conninfo_to_dict(self.url)
@@ -54,8 +75,10 @@ class WarehouseResource(ConfigurableResource):
 # order and deadlock with such a reader (the reader being the one chosen to fail). So the views are dropped first,
 # outermost first, then the table. A reader whose query locks in yet another order can still close a cycle: the
 # swap then waits a bounded time for each lock (a savepoint, retried), well under the server's deadlock_timeout
-# (1 s), so the swap gives way, not the reader.
-SWAP_LOCK_TIMEOUTS_MS = (50, 100, 200, 400, 800, None)  # None: the last attempt waits as long as it takes
+# (1 s), so the swap gives way, not the reader. The last attempt waits as long as it takes (lock_timeout 0),
+# whatever the role or database sets: a swap that gave up would leave covid.loads describing a table that
+# was never swapped in.
+SWAP_LOCK_TIMEOUTS_MS = (50, 100, 200, 400, 800, 0)
 
 
 def swap_in(conn: psycopg.Connection, schema: str, incoming: str, target: str) -> None:
@@ -67,16 +90,25 @@ def swap_in(conn: psycopg.Connection, schema: str, incoming: str, target: str) -
     and constraints are renamed to the target's names so the next load can reuse the loading names.
     """
     [(previous_timeout,)] = conn.execute("SELECT current_setting('lock_timeout')").fetchall()
-    for timeout_ms in SWAP_LOCK_TIMEOUTS_MS:
+    *bounded, unbounded = SWAP_LOCK_TIMEOUTS_MS
+    for timeout_ms in bounded:
         try:
-            with conn.transaction():  # a savepoint: a lock not granted in time undoes the swap alone
-                if timeout_ms is not None:
-                    conn.execute(f"SET LOCAL lock_timeout = '{timeout_ms}ms'")
-                _swap(conn, schema, incoming, target)
-                conn.execute("SELECT set_config('lock_timeout', %s, true)", (previous_timeout,))
+            _swap_within(conn, schema, incoming, target, timeout_ms, previous_timeout)
             return
         except psycopg.errors.LockNotAvailable:
             continue
+    # Raises if even this attempt fails (a statement_timeout, say): the caller's transaction then rolls back.
+    _swap_within(conn, schema, incoming, target, unbounded, previous_timeout)
+
+
+def _swap_within(
+    conn, schema: str, incoming: str, target: str, timeout_ms: int, previous_timeout: str
+) -> None:
+    """One attempt, in a savepoint: a lock not granted within `timeout_ms` (0: no limit) undoes it alone."""
+    with conn.transaction():
+        conn.execute(f"SET LOCAL lock_timeout = '{int(timeout_ms)}ms'")
+        _swap(conn, schema, incoming, target)
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (previous_timeout,))
 
 
 def _swap(conn: psycopg.Connection, schema: str, incoming: str, target: str) -> None:
