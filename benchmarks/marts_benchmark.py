@@ -29,14 +29,14 @@ sys.path.insert(0, str(HERE.parent))  # run from a checkout: import this copy of
 TARGET_MS, TARGET_SHARE = 100.0, 0.15
 
 
-def database_url() -> str:
+def database_url(data_dir: Path) -> str:
     from covid_pipeline.resources.database import migrate
 
     url = os.environ.get("COVID_DATABASE_URL")
     if not url:
         from covid_pipeline.resources.embedded_postgres import embedded_server_url
 
-        url = embedded_server_url(OUT / "pgdata", database="covid_marts_bench")
+        url = embedded_server_url(data_dir, database="covid_marts_bench")
     migrate(url)
     return url
 
@@ -178,10 +178,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per query; the fastest is kept")
     parser.add_argument("--refresh-repeat", type=int, default=3, help="builds of aggregates + marts")
     parser.add_argument("--json", action="store_true", help="also write the figures to benchmarks/out/")
+    parser.add_argument(
+        "--pgdata",
+        type=Path,
+        default=OUT / "pgdata",
+        help="data folder of the embedded server (8M rows: ~4 GB)",
+    )
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     source = registry_zip(args.rows, args.seed, args.zip)
-    url = database_url()
+    url = database_url(args.pgdata)
     load_reference(url)
     results = {"repeat": args.repeat, "zip": str(source), "build": build(url, source, args.refresh_repeat)}
     results["queries"] = time_queries(url, queries(url), args.repeat)

@@ -18,6 +18,11 @@ COUNTS = FuncFormatter(
 )
 
 
+def _values(rows: list[dict], column: str) -> list[float]:
+    """A column as floats for plotting; NULL (e.g. a 7-day average without seven days) as a gap."""
+    return [float("nan") if r[column] is None else float(r[column]) for r in rows]
+
+
 def png_base64(fig) -> str:
     """The figure as a base64 PNG (and closed: pyplot keeps every open figure alive)."""
     buffer = io.BytesIO()
@@ -99,9 +104,7 @@ def epidemic_curve(rows: list[dict], title: str = "") -> str:
         ax.fill_between(
             days, [r[column] for r in rows], step="mid", color=color, alpha=0.25, lw=0, label="daily"
         )
-        ax.plot(
-            days, [float(r[f"{column}_7day_avg"]) for r in rows], color=color, lw=2, label="7-day average"
-        )
+        ax.plot(days, _values(rows, f"{column}_7day_avg"), color=color, lw=2, label="7-day average")
         ax.set_title(label, loc="left", fontsize=10)
         ax.yaxis.set_major_formatter(COUNTS)
         ax.legend(loc="best", frameon=False, fontsize=8)
@@ -119,9 +122,7 @@ def province_curves(series: dict[str, list[dict]]) -> str:
     fig, axes = plt.subplots(rows, columns, figsize=(9, 2.1 * rows), sharex=True, squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
         points = series[name]
-        ax.plot(
-            [p["date"] for p in points], [float(p["confirmed_7day_avg"]) for p in points], color=CONFIRMED
-        )
+        ax.plot([p["date"] for p in points], _values(points, "confirmed_7day_avg"), color=CONFIRMED)
         ax.set_title(name, loc="left", fontsize=9)
         ax.spines[["top", "right"]].set_visible(False)
         ax.yaxis.set_major_formatter(COUNTS)

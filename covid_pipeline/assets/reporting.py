@@ -28,8 +28,8 @@ BREAKDOWN = "case_breakdown"  # in covid: an input of the marts, not an analysis
 READS: dict[str, list] = {
     BREAKDOWN: [cleaned_cases],
     "latest_update": [cleaned_cases, daily_aggregates],
-    "confirmed_per_year": [daily_aggregates],
-    "confirmed_per_month": [daily_aggregates],
+    "confirmed_per_year": [daily_aggregates, "latest_update"],
+    "confirmed_per_month": [daily_aggregates, "latest_update"],
     "confirmed_per_week": [daily_aggregates, "latest_update"],
     "last_month_by_sex": [BREAKDOWN, "latest_update"],
     "last_month_by_age_band": [BREAKDOWN, "latest_update"],

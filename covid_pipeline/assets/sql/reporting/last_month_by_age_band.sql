@@ -1,7 +1,7 @@
 -- reporting.last_month_by_age_band: confirmed cases notified in the last month, by age band
 -- (0-19, 20-39, 40-59, 60-79, 80+, and Unknown when the age was not published).
--- "Last month" is (reference_date - 1 month, reference_date], reference_date being the latest notification date
--- in the data, not today (see latest_update). Ages are whole years (babies' ages in months count as 0).
+-- "Last month" is (reference_date - 1 month, reference_date], reference_date being the registry's publication
+-- date (see latest_update), not today. Ages are whole years (babies' ages in months count as 0).
 -- Every band is listed, with 0 when it has no case. Read from covid.case_breakdown.
 CREATE TABLE {table} AS
 WITH period AS (
