@@ -20,6 +20,7 @@ from covid_pipeline.assets.reporting import reporting_marts
 from covid_pipeline.automation import daily_refresh, new_publication, refresh_everything
 from covid_pipeline.checks.aggregates import aggregates_checks
 from covid_pipeline.checks.cases import cases_checks
+from covid_pipeline.checks.reporting import reporting_checks
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.sources import (
     OFFICIAL_CASES_URL,
@@ -60,7 +61,7 @@ all_assets = [
     reporting_marts,
     report,
 ]
-all_checks = [cases_checks, *aggregates_checks]
+all_checks = [cases_checks, *aggregates_checks, *reporting_checks]
 
 defs = Definitions(
     assets=all_assets,
