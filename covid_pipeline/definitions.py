@@ -12,7 +12,9 @@ from dagster import Definitions, EnvVar, in_process_executor
 
 from covid_pipeline.assets.aggregates import daily_aggregates
 from covid_pipeline.assets.cases import cleaned_cases
+from covid_pipeline.assets.codebook import codebook
 from covid_pipeline.assets.crosswalk import department_crosswalk
+from covid_pipeline.assets.exports import exports
 from covid_pipeline.assets.raw import raw_csv_s3
 from covid_pipeline.assets.reference import departments, provinces
 from covid_pipeline.assets.report import report
@@ -59,6 +61,8 @@ all_assets = [
     cleaned_cases,
     daily_aggregates,
     reporting_marts,
+    codebook,
+    exports,
     report,
 ]
 all_checks = [cases_checks, *aggregates_checks, *reporting_checks]

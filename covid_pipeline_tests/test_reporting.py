@@ -474,8 +474,14 @@ def test_each_mart_is_an_asset_after_the_tables_it_reads():
         "reporting/latest_update",
     }
     assert parents["daily_aggregates"] == {"cleaned_cases", "department_crosswalk"}
-    assert parents["report"] == {f"reporting/{m}" for m in MARTS}
+    assert parents["report"] == {f"reporting/{m}" for m in MARTS} | {"codebook"}
+    assert parents["exports"] == {f"reporting/{m}" for m in MARTS}
+    assert parents["reporting/incidence_by_province"] == {
+        "daily_aggregates",
+        "provinces",
+        "covid/province_population",
+    }
     job = defs.resolve_job_def("refresh_everything").asset_layer.selected_asset_keys
-    assert {f"reporting/{m}" for m in MARTS} | {"report", "department_crosswalk"} <= {
+    assert {f"reporting/{m}" for m in MARTS} | {"report", "codebook", "exports", "department_crosswalk"} <= {
         k.to_user_string() for k in job
     }

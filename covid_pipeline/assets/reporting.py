@@ -63,13 +63,6 @@ READS: dict[str, list] = {
 }
 MARTS = tuple(name for name in READS if name not in INPUTS)
 
-DESCRIPTIONS = {
-    BREAKDOWN: "covid.case_breakdown: confirmed and suspected cases per notification day by sex and age, and deaths "
-    "by date of death and province (one scan of covid.cases per load, read by the marts)",
-    "map_by_province": "Confirmed cases and deaths per province at georef's centroid (maps)",
-    "map_by_department": "Confirmed cases and deaths per georef department (placed via the crosswalk) at its centroid",
-}
-
 
 def schema_of(name: str) -> str:
     return "covid" if name in INPUTS else SCHEMA
@@ -127,8 +120,7 @@ def build_marts(conn, names: list[str] | tuple[str, ...] = tuple(READS)) -> dict
             deps=[key_of(d) if isinstance(d, str) else d for d in reads],
             group_name="reporting",
             kinds={"postgres"},
-            description=DESCRIPTIONS.get(name)
-            or (mart_sql(name).split("\n", 1)[0].removeprefix("-- ").strip()),
+            description=mart_sql(name).split("\n", 1)[0].removeprefix("-- ").strip(),
         )
         for name, reads in READS.items()
     ],

@@ -1,5 +1,5 @@
--- covid.case_breakdown: what the marts need from covid.cases beyond covid.daily_aggregates, in one scan per load:
--- confirmed and suspected cases per notification day by sex (as published) and age band (age_band_start: 0, 20, 40,
+-- covid.case_breakdown: confirmed and suspected cases per notification day by sex and age, and deaths by date of death and province.
+-- What the marts need from covid.cases beyond covid.daily_aggregates, in one scan per load: confirmed and suspected cases per notification day by sex (as published) and age band (age_band_start: 0, 20, 40,
 -- 60, 80 for 80 and over, NULL when the age is not published; ages are whole years, babies' months count as 0), and
 -- for the deceased confirmed cases their date of death and province of residence (99 when unknown). death_date and
 -- death_province_id are NULL for everyone else, so the table stays small: days x sexes x 6 bands for the living,

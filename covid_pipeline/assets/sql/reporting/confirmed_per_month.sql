@@ -1,6 +1,6 @@
--- reporting.confirmed_per_month: confirmed cases per month of notification, and each month's share of all
--- confirmed cases (percent). Every month from the first notification's to the publication's (see latest_update)
--- is listed, with 0 for a month without cases; notifications dated outside that span are typing errors, left out.
+-- reporting.confirmed_per_month: confirmed cases per month of notification, and each month's share of all confirmed cases (percent).
+-- Every month from the first notification's to the publication's (see latest_update) is listed, with 0 for a month
+-- without cases; notifications dated outside that span are typing errors, left out.
 CREATE TABLE {table} AS
 WITH span AS (
     SELECT first_date, reference_date FROM reporting.latest_update

@@ -1,5 +1,4 @@
--- reporting.confirmed_per_week: confirmed cases per week (Monday to Sunday) of notification over the last two
--- months, with the change against the week before.
+-- reporting.confirmed_per_week: confirmed cases per week (Monday to Sunday) of notification over the last two months, with the change against the week before.
 -- "Last two months" ends on reference_date, the registry's publication date (see latest_update), not on today nor
 -- on the latest date in the data: the weeks shown are those that overlap (reference_date - 2 months,
 -- reference_date], i.e. from the week of last_two_months_start to the week of reference_date, with 0 for a week

@@ -1,5 +1,5 @@
--- reporting.confirmed_per_year: confirmed cases per calendar year of notification (fecha_apertura), from the first
--- notification to the publication (see latest_update). Cases without a notification date, or dated outside that
+-- reporting.confirmed_per_year: confirmed cases per calendar year of notification (fecha_apertura).
+-- From the first notification to the publication (see latest_update). Cases without a notification date, or dated outside that
 -- span (typing errors), are not counted in any time series.
 CREATE TABLE {table} AS
 SELECT extract(year FROM aggregates.date)::integer AS year,

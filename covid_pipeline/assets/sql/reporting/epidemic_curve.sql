@@ -1,5 +1,5 @@
--- reporting.epidemic_curve: the national epidemic curve, per day: confirmed cases by notification date and
--- deaths of confirmed cases by date of death, with their 7-day averages (the day and the six before, divided by 7;
+-- reporting.epidemic_curve: the national epidemic curve, per day: confirmed cases by notification date and deaths by date of death.
+-- Deaths are those of confirmed cases. Both with their 7-day averages (the day and the six before, divided by 7;
 -- NULL on the first six days). The daily counts are the provinces' (see epidemic_curve_by_province: same days, from
 -- the first notification to the publication, same exclusions) added up.
 CREATE TABLE {table} AS

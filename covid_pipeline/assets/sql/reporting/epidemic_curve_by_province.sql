@@ -1,5 +1,5 @@
--- reporting.epidemic_curve_by_province: per province of residence and day, confirmed cases by notification date
--- (fecha_apertura) and deaths of confirmed cases by date of death (fecha_fallecimiento), with their 7-day averages
+-- reporting.epidemic_curve_by_province: per province of residence and day, confirmed cases by notification date and deaths by date of death.
+-- Confirmed cases by fecha_apertura, deaths of confirmed cases by fecha_fallecimiento, with their 7-day averages
 -- (the day and the six before it, divided by 7; NULL on the first six days, which have no six days before them).
 -- Every day from the first notification (latest_update.first_date) to the publication (reference_date) is listed
 -- for every province that has any case, with 0 on days without one, so the averages are true averages. Days after

@@ -1,5 +1,5 @@
--- reporting.last_month_by_age_band: confirmed cases notified in the last month, by age band
--- (0-19, 20-39, 40-59, 60-79, 80+, and Unknown when the age was not published).
+-- reporting.last_month_by_age_band: confirmed cases notified in the last month, by age band.
+-- Bands 0-19, 20-39, 40-59, 60-79, 80+, and Unknown when the age was not published.
 -- "Last month" is (reference_date - 1 month, reference_date], reference_date being the registry's publication
 -- date (see latest_update), not today. Ages are whole years (babies' ages in months count as 0).
 -- Every band (covid.age_bands) is listed, with 0 when it has no case. Read from covid.case_breakdown.
