@@ -14,6 +14,7 @@ import pytest
 from covid_pipeline.assets.reporting import MARTS
 from covid_pipeline.cli import sample_sources
 from covid_pipeline.definitions import defs
+from covid_pipeline.metabase.provision import load_definition
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline_tests.helpers.places import expected_georef_id, georef_departments
 from covid_pipeline_tests.helpers.registry import row, write_registry
@@ -408,6 +409,17 @@ def test_metabase_reader_reads_the_marts_and_nothing_else(sample_warehouse):
                 conn.execute(f"SELECT count(*) FROM covid.{table}")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE VIEW reporting.mine AS SELECT 1")
+
+
+def test_every_mart_is_on_the_dashboard_and_its_cards_run_as_metabase_reader(sample_warehouse):
+    cards = {c["key"]: c["sql"] for c in load_definition()["cards"]}
+    assert {m for m in MARTS if not any(f"reporting.{m}" in sql for sql in cards.values())} == set()
+    with metabase_login(sample_warehouse) as reader_url, psycopg.connect(reader_url) as conn:
+        answers = {key: conn.execute(sql).fetchall() for key, sql in cards.items()}
+    assert all(answers.values())
+    # the curves stop with the sample's notifications (1-3 June), not at its publication (23 November)
+    for key in ("curve_confirmed", "curve_deaths", "province_curves", "onset_curve", "onset_by_province"):
+        assert max(row[0] for row in answers[key]) == date(2020, 6, 3), key
 
 
 def test_marts_follow_a_new_load_and_keep_their_grants(database_url, tmp_path):
