@@ -21,6 +21,7 @@ from covid_pipeline.assets.reporting import build_marts
 from covid_pipeline.cli import sample_sources
 from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource
+from covid_pipeline_tests.helpers.edge_registry import edge_registry
 from covid_pipeline_tests.helpers.recount import ratio
 from covid_pipeline_tests.helpers.registry import read_records, row, write_registry
 from covid_pipeline_tests.helpers.warehouse import run_all_assets, run_graph
@@ -338,3 +339,24 @@ def test_the_fatality_chart_and_table_round_alike(database_url, tmp_path):
     figure = charts.horizontal_bars_figure(*fatality_chart(data))
     assert [t.get_text() for t in figure.axes[0].texts] == ["4.3%"]
     assert "Case fatality rate per province: Formosa 4.3%" in [image["alt"] for image in page.images]
+
+
+def test_the_days_still_being_notified_are_drawn_apart_with_their_nowcast(database_url, tmp_path):
+    registry = write_registry(tmp_path / "Covid19Casos.zip", edge_registry())
+    run_all_assets(database_url, tmp_path, cases_url=str(registry), selection=AssetSelection.all())
+    page = Page((tmp_path / "reports" / "latest.html").read_text(encoding="utf-8"))
+    with psycopg.connect(database_url) as conn:
+        [(days, first, so_far, expected)] = conn.execute(
+            "SELECT count(*), min(date), sum(confirmed), round(sum(nowcast)) FROM reporting.epidemic_curve_onset "
+            "WHERE NOT complete"
+        ).fetchall()
+    assert days > 1 and expected > so_far
+    text = " ".join(" ".join(page.text).split())
+    assert (
+        f"The last {days} days, from {first:%d %b %Y}, are still being notified: their {so_far} cases so far "
+        f"should become about {expected}." in text
+    )
+    assert (
+        "Confirmed cases per day of symptom onset; the last days, still being notified, with a nowcast"
+        in [image["alt"].split(" and its")[0] for image in page.images]
+    )
