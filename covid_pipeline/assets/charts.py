@@ -9,7 +9,7 @@ matplotlib.use("Agg")  # no display: assets run in workers and containers
 
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 CONFIRMED, DEATHS, MUTED, NOWCAST, DISCARDED = "#1f77b4", "#c0392b", "#9fb8d0", "#e67e22", "#bdbdbd"
 SHORT_SPAN_DAYS = (
@@ -438,6 +438,8 @@ def rate_map(provinces: list[dict], outline: list[tuple[float, float]], registry
             )
         bar = fig.colorbar(dots, ax=ax, orientation="horizontal", fraction=0.035, pad=0.01, shrink=0.8)
         bar.ax.tick_params(labelsize=7)
+        bar.ax.xaxis.set_major_locator(MaxNLocator(4))
+        bar.ax.xaxis.set_major_formatter(COUNTS)
         ax.set_title(title, loc="left", fontsize=10)
         ax.set(xlim=MAP_LON, ylim=MAP_LAT, aspect=1 / 0.8)
         ax.set_axis_off()
