@@ -11,7 +11,6 @@ import io
 from decimal import Decimal
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 from psycopg import sql
 
@@ -54,6 +53,8 @@ def read_table(conn, name: str, types: dict[int, str], metadata: dict[str, str])
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
+    import pyarrow.parquet as pq  # here, not at the top: every process that loads the definitions would pay for it
+
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     return buffer.getvalue()
