@@ -12,7 +12,9 @@ from dagster import Definitions, EnvVar, in_process_executor
 
 from covid_pipeline.assets.aggregates import daily_aggregates
 from covid_pipeline.assets.cases import cleaned_cases
+from covid_pipeline.assets.codebook import codebook
 from covid_pipeline.assets.crosswalk import department_crosswalk
+from covid_pipeline.assets.exports import exports
 from covid_pipeline.assets.raw import raw_csv_s3
 from covid_pipeline.assets.reference import departments, provinces
 from covid_pipeline.assets.report import report
@@ -21,6 +23,7 @@ from covid_pipeline.automation import daily_refresh, new_publication, refresh_ev
 from covid_pipeline.checks.aggregates import aggregates_checks
 from covid_pipeline.checks.cases import cases_checks
 from covid_pipeline.checks.crosswalk import crosswalk_checks
+from covid_pipeline.checks.reporting import reporting_checks
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.sources import (
     OFFICIAL_CASES_URL,
@@ -63,9 +66,11 @@ all_assets = [
     cleaned_cases,
     daily_aggregates,
     reporting_marts,
+    codebook,
+    exports,
     report,
 ]
-all_checks = [cases_checks, *aggregates_checks, *crosswalk_checks]
+all_checks = [cases_checks, *aggregates_checks, *crosswalk_checks, *reporting_checks]
 
 defs = Definitions(
     assets=all_assets,

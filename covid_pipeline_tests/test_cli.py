@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
+from covid_pipeline.assets.reporting import READS
 from covid_pipeline.cli import sample_sources
 from covid_pipeline.resources.warehouse import WarehouseResource
 from covid_pipeline_tests.helpers.registry import read_records
@@ -42,7 +43,9 @@ def test_demo_runs_the_whole_graph_on_the_bundled_sample_with_zero_set_up(tmp_pa
     assert re.search(rf"^  covid\.cases +{len(case_ids):,} rows$", demo.stdout, re.MULTILINE), demo.stdout
     assert re.search(rf"^  covid\.provinces +{provinces} rows$", demo.stdout, re.MULTILINE), demo.stdout
     # a step that builds several tables sums them
-    assert re.search(r"^  ok +reporting_marts +\d+\.\d s  13 tables, [\d,]+ rows$", demo.stdout, re.MULTILINE)
+    assert re.search(
+        rf"^  ok +reporting_marts +\d+\.\d s  {len(READS)} tables, [\d,]+ rows$", demo.stdout, re.MULTILINE
+    )
     # one compact line per step, not Dagster's DEBUG stream; then what to do next
     assert re.search(
         rf"^  ok +cleaned_cases +\d+\.\d s  {len(case_ids):,} rows$", demo.stdout, re.MULTILINE

@@ -125,7 +125,12 @@ def test_dg_and_the_dev_ui_share_one_instance_and_each_runs_the_whole_graph_on_t
             entry.dagster_event.event_specific_data
             for entry in instance.all_logs(dg_run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
         ]
-    assert {e.check_name for e in evaluations} == {*CASES_CHECKS, "totals_match_cases", "rules_match"}
+    assert {e.check_name for e in evaluations} == {
+        *CASES_CHECKS,
+        "totals_match_cases",
+        "rules_match",
+        "plausible_notification_delays",
+    }
     assert all(e.passed for e in evaluations)
 
     port = free_port()

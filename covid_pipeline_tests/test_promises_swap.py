@@ -26,9 +26,10 @@ RELATIONS = (
 
 @pytest.fixture(scope="module")
 def next_publication(tmp_path_factory) -> list[str]:
-    """Sources that differ from the bundled sample in every table: the registry grew by 1,500 cases notified
-    later, and the departments are georef's older release."""
-    rows = real_rows()
+    """Sources that differ from the bundled sample in every table: the registry, published three days later (every
+    row says so, as in a real publication), grew by 1,500 cases notified meanwhile, and the departments are
+    georef's older release."""
+    rows = [r | {"ultima_actualizacion": "2020-11-26"} for r in real_rows()]
     last_id = max(int(r["id_evento_caso"]) for r in rows)
     extra = [
         r

@@ -4,7 +4,7 @@ bundled sample recounted from its CSV, the read-only metabase_reader role, and g
 import csv
 import zipfile
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,9 +14,11 @@ import pytest
 from covid_pipeline.assets.reporting import MARTS
 from covid_pipeline.cli import sample_sources
 from covid_pipeline.definitions import defs
+from covid_pipeline.metabase.provision import load_definition
+from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline_tests.helpers.places import expected_georef_id, georef_departments
 from covid_pipeline_tests.helpers.registry import row, write_registry
-from covid_pipeline_tests.helpers.warehouse import metabase_login, new_database, run_all_assets
+from covid_pipeline_tests.helpers.warehouse import metabase_login, new_database, run_all_assets, run_graph
 
 SAMPLE = sample_sources()
 
@@ -41,8 +43,8 @@ def case(case_id, opened, province, sex="F", age="30", status="Confirmado", died
     )
 
 
-# Ten confirmed cases, published 2021-03-20; the latest notification is Monday 2021-03-15, so the last month is
-# 2021-02-16 .. 2021-03-15 and the two months' weeks start on Monday 2021-01-11.
+# Ten confirmed cases, published 2021-03-20 (the latest notification is Monday 2021-03-15): the last month is
+# 2021-02-21 .. 2021-03-20 and the two months' weeks start on Monday 2021-01-18 (the week of 2021-01-21).
 HAND_REGISTRY = [
     case(1, "2020-12-30", "06", department="217"),  # Chascomús: 06218 in the bundled georef release
     case(2, "2020-12-31", "06", sex="M", age="45", died="2021-01-05", department="427"),  # La Matanza
@@ -50,9 +52,9 @@ HAND_REGISTRY = [
         3, "2021-01-10", "02", sex="M", age="85", died="2021-01-20", department="007"
     ),  # a Sunday: week of 01-04
     case(4, "2021-01-11", "02", status="Descartado", department="014"),
-    case(5, "2021-02-14", "06", age="10", department="427"),  # the day before the last month
-    case(6, "2021-02-16", "14", age="19", department="014"),  # its first day; Córdoba's Capital
-    case(7, "2021-02-20", "06", sex="M", age="20"),
+    case(5, "2021-02-14", "06", age="10", department="427"),
+    case(6, "2021-02-16", "14", age="19", department="014"),  # Córdoba's Capital
+    case(7, "2021-02-20", "06", sex="M", age="20"),  # the day before the last month
     case(8, "2021-03-01", "99", sex="NR", age="60"),
     case(9, "2021-03-08", "02", age="", department="014"),  # COMUNA 14: georef 02098, not 02014 (Comuna 2)
     case(10, "2021-03-15", "02", sex="M", age="80", died="2021-03-18"),  # CABA, comuna not recorded
@@ -76,7 +78,14 @@ def select(url: str, statement: str) -> list[tuple]:
 
 def test_latest_update(hand_warehouse):
     assert select(hand_warehouse, "SELECT * FROM reporting.latest_update") == [
-        (date(2021, 3, 20), date(2021, 3, 15), date(2020, 12, 30), date(2021, 2, 16), date(2021, 1, 16))
+        (
+            date(2021, 3, 20),  # last_updated: the publication
+            date(2021, 3, 20),  # reference_date: the windows end on the publication
+            date(2020, 12, 30),  # first_date
+            date(2021, 3, 15),  # last_notification_date
+            date(2021, 2, 21),  # last_month_start
+            date(2021, 1, 21),  # last_two_months_start
+        )
     ]
 
 
@@ -99,12 +108,9 @@ def test_confirmed_per_week_over_the_last_two_months(hand_warehouse):
         "SELECT week_start, confirmed, previous_week_confirmed, change, change_pct, complete_week "
         "FROM reporting.confirmed_per_week ORDER BY week_start",
     )
-    assert [r[0] for r in rows] == [
-        date(2021, 1, 11) + (date(2021, 1, 18) - date(2021, 1, 11)) * i for i in range(10)
-    ]
+    assert [r[0] for r in rows] == [date(2021, 1, 18) + timedelta(weeks=i) for i in range(9)]
     assert [r[1:] for r in rows] == [
-        (0, 1, -1, Decimal("-100.0"), True),  # the week before (01-04) had case 3
-        (0, 0, 0, None, True),
+        (0, 0, 0, None, True),  # 01-18: the week before (01-11) had no case either
         (0, 0, 0, None, True),
         (0, 0, 0, None, True),
         (1, 0, 1, None, True),  # 02-08: case 5; no change in percent from 0
@@ -112,41 +118,43 @@ def test_confirmed_per_week_over_the_last_two_months(hand_warehouse):
         (0, 2, -2, Decimal("-100.0"), True),
         (1, 0, 1, None, True),
         (2, 1, 1, Decimal("100.0"), True),
-        (1, 2, -1, Decimal("-50.0"), False),  # 03-15 .. 03-21: only its Monday is in the data
+        (1, 2, -1, Decimal("-50.0"), False),  # 03-15 .. 03-21: the publication (03-20) cuts it short
     ]
 
 
 def test_last_month_by_sex_age_and_province(hand_warehouse):
-    period = (date(2021, 2, 16), date(2021, 3, 15))
+    period = (date(2021, 2, 21), date(2021, 3, 20))
     assert select(
         hand_warehouse,
         "SELECT period_start, period_end, sex_code, sex, confirmed, share_pct FROM reporting.last_month_by_sex ORDER BY sort_order",
     ) == [
-        (*period, "F", "Female", 3, Decimal("50.00")),
-        (*period, "M", "Male", 2, Decimal("33.33")),
-        (*period, "NR", "Not recorded", 1, Decimal("16.67")),
+        (*period, "F", "Female", 2, Decimal("50.00")),
+        (*period, "M", "Male", 1, Decimal("25.00")),
+        (*period, "NR", "Not recorded", 1, Decimal("25.00")),
     ]
     assert select(
         hand_warehouse,
         "SELECT age_band, confirmed, share_pct FROM reporting.last_month_by_age_band ORDER BY sort_order",
     ) == [
-        ("0-19", 1, Decimal("16.67")),
-        ("20-39", 2, Decimal("33.33")),
+        ("0-19", 0, Decimal("0.00")),
+        ("20-39", 1, Decimal("25.00")),
         ("40-59", 0, Decimal("0.00")),
-        ("60-79", 1, Decimal("16.67")),
-        ("80+", 1, Decimal("16.67")),
-        ("Unknown", 1, Decimal("16.67")),
+        ("60-79", 1, Decimal("25.00")),
+        ("80+", 1, Decimal("25.00")),
+        ("Unknown", 1, Decimal("25.00")),
     ]
-    assert select(
+    by_province = select(
         hand_warehouse,
         "SELECT period_start, period_end, province, confirmed, share_pct "
         "FROM reporting.last_month_by_province ORDER BY province",
-    ) == [
-        (*period, "Buenos Aires", 1, Decimal("16.67")),
-        (*period, "Ciudad Autónoma de Buenos Aires", 2, Decimal("33.33")),
-        (*period, "Córdoba", 2, Decimal("33.33")),
-        (*period, "Unknown", 1, Decimal("16.67")),
+    )
+    assert [r for r in by_province if r[3]] == [
+        (*period, "Ciudad Autónoma de Buenos Aires", 2, Decimal("50.00")),
+        (*period, "Córdoba", 1, Decimal("25.00")),
+        (*period, "Unknown", 1, Decimal("25.00")),
     ]
+    # every georef province is listed, with 0 when it had no case (Buenos Aires: its last case is the day before)
+    assert len(by_province) == 25 and (*period, "Buenos Aires", 0, Decimal("0.00")) in by_province
 
 
 def test_case_fatality_by_province(hand_warehouse):
@@ -162,8 +170,12 @@ def test_case_fatality_by_province(hand_warehouse):
 
 def test_epidemic_curves(hand_warehouse):
     curve = {r[0]: r[1:] for r in select(hand_warehouse, "SELECT * FROM reporting.epidemic_curve")}
-    # every day from the first notification to the last death inside the registry's dates
-    assert min(curve) == date(2020, 12, 30) and max(curve) == date(2021, 3, 18) and len(curve) == 79
+    # every day from the first notification to the publication
+    assert min(curve) == date(2020, 12, 30) and max(curve) == date(2021, 3, 20) and len(curve) == 81
+    # the first six days have no six days before them: no 7-day average
+    assert [curve[date(2020, 12, 30) + timedelta(days=d)][2:] for d in range(7)] == [(None, None)] * 6 + [
+        (Decimal("0.29"), Decimal("0.14"))
+    ]
     assert sum(c[0] for c in curve.values()) == 10
     assert sum(c[1] for c in curve.values()) == 3  # the death dated 2019 is left out
     # (confirmed, deaths, confirmed 7-day average, deaths 7-day average)
@@ -184,16 +196,61 @@ def test_epidemic_curves(hand_warehouse):
         "FROM reporting.epidemic_curve_by_province GROUP BY 1, 2 ORDER BY 1",
     )
     assert by_province == [
-        (2, "Ciudad Autónoma de Buenos Aires", 79, 3, 2),
-        (6, "Buenos Aires", 79, 4, 1),
-        (14, "Córdoba", 79, 2, 0),
-        (99, "Unknown", 79, 1, 0),
+        (2, "Ciudad Autónoma de Buenos Aires", 81, 3, 2),
+        (6, "Buenos Aires", 81, 4, 1),
+        (14, "Córdoba", 81, 2, 0),
+        (99, "Unknown", 81, 1, 0),
     ]
     assert select(
         hand_warehouse,
         "SELECT confirmed, deaths, confirmed_7day_avg, deaths_7day_avg FROM reporting.epidemic_curve_by_province "
         "WHERE province_id = 2 AND date = '2021-03-18'",
     ) == [(0, 1, Decimal("0.14"), Decimal("0.14"))]
+
+
+def test_the_windows_and_curves_derive_from_the_publication_not_from_the_data(database_url, tmp_path):
+    """A row dated far in the future (or past) is a typing error: it moves no window and stretches no curve."""
+    typos = [case(13, "2100-12-31", "06", department="427"), case(14, "1999-01-01", "02")]
+    registry = write_registry(tmp_path / "Covid19Casos.zip", HAND_REGISTRY + typos)
+    sources = sample_sources()
+    # whether the load keeps or rejects the typos (2 rows of 14), the marts must not follow them
+    result = run_graph(
+        database_url,
+        tmp_path / "raw",
+        str(registry),
+        sources["COVID_PROVINCES_URL"],
+        sources["COVID_DEPARTMENTS_URL"],
+        quality=QualityResource(max_rejected_share=1.0),
+    )
+    assert result.success
+    assert select(database_url, "SELECT * FROM reporting.latest_update") == [
+        (
+            date(2021, 3, 20),
+            date(2021, 3, 20),
+            date(2020, 12, 30),
+            date(2021, 3, 15),
+            date(2021, 2, 21),
+            date(2021, 1, 21),
+        )
+    ]
+    assert select(database_url, "SELECT min(date), max(date), count(*) FROM reporting.epidemic_curve") == [
+        (date(2020, 12, 30), date(2021, 3, 20), 81)
+    ]
+    assert select(database_url, "SELECT sum(confirmed) FROM reporting.last_month_by_sex") == [(4,)]
+    assert select(database_url, "SELECT max(week_start) FROM reporting.confirmed_per_week") == [
+        (date(2021, 3, 15),)
+    ]
+    assert select(database_url, "SELECT * FROM reporting.confirmed_per_year ORDER BY year") == [
+        (2020, 2),
+        (2021, 8),
+    ]
+    assert select(database_url, "SELECT min(month), max(month) FROM reporting.confirmed_per_month") == [
+        (date(2020, 12, 1), date(2021, 3, 1))
+    ]
+    # the maps and fatality rates still count every confirmed case loaded, wherever its date
+    assert select(database_url, "SELECT sum(confirmed) FROM reporting.case_fatality_by_province") == select(
+        database_url, "SELECT count(*) FROM covid.cases WHERE classification_summary = 'Confirmado'"
+    )
 
 
 def georef_centroids(path: str, key: str = "id") -> dict[int, tuple[float, float]]:
@@ -263,8 +320,10 @@ def test_the_sample_marts_agree_with_the_csv(sample_warehouse):
     cases = sample_cases()
     confirmed = [r for r in cases if r["clasificacion_resumen"] == "Confirmado"]
     dated = [r for r in confirmed if r["fecha_apertura"]]
-    reference = max(date.fromisoformat(r["fecha_apertura"]) for r in cases if r["fecha_apertura"])
-    start = month_before(reference) + (date(2020, 1, 2) - date(2020, 1, 1))
+    # the publication: the registry's most common ultima_actualizacion (every row of the sample has the same)
+    [(published, _)] = Counter(r["ultima_actualizacion"] for r in cases).most_common(1)
+    reference = date.fromisoformat(published)
+    start = month_before(reference) + timedelta(days=1)
     last_month = [r for r in dated if start <= date.fromisoformat(r["fecha_apertura"]) <= reference]
     deaths = [r for r in confirmed if r["fallecido"] == "SI"]
     with psycopg.connect(sample_warehouse) as conn:
@@ -274,9 +333,10 @@ def test_the_sample_marts_agree_with_the_csv(sample_warehouse):
 
         for mart in MARTS:
             assert rows(f"SELECT count(*) FROM reporting.{mart}")[0][0] > 0, mart
-        assert rows("SELECT reference_date, last_month_start FROM reporting.latest_update") == [
-            (reference, start)
-        ]
+        notified = sorted(date.fromisoformat(r["fecha_apertura"]) for r in cases if r["fecha_apertura"])
+        assert rows(
+            "SELECT reference_date, last_month_start, first_date, last_notification_date FROM reporting.latest_update"
+        ) == [(reference, start, notified[0], notified[-1])]
         assert rows("SELECT sum(confirmed) FROM reporting.confirmed_per_year") == [(len(dated),)]
         assert rows("SELECT sum(confirmed) FROM reporting.epidemic_curve") == [(len(dated),)]
         sexes = Counter(r["sexo"] if r["sexo"] in ("F", "M") else "NR" for r in last_month)
@@ -294,7 +354,7 @@ def test_the_sample_marts_agree_with_the_csv(sample_warehouse):
             for r in deaths
             if r["fecha_fallecimiento"]
             and first <= date.fromisoformat(r["fecha_fallecimiento"])
-            and date.fromisoformat(r["fecha_fallecimiento"]) <= date(2020, 11, 23)
+            and date.fromisoformat(r["fecha_fallecimiento"]) <= reference
         ]
         by_day = Counter(date.fromisoformat(r["fecha_fallecimiento"]) for r in in_span)
         assert dict(rows("SELECT date, deaths FROM reporting.epidemic_curve WHERE deaths > 0")) == by_day
@@ -349,6 +409,17 @@ def test_metabase_reader_reads_the_marts_and_nothing_else(sample_warehouse):
                 conn.execute(f"SELECT count(*) FROM covid.{table}")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE VIEW reporting.mine AS SELECT 1")
+
+
+def test_every_mart_is_on_the_dashboard_and_its_cards_run_as_metabase_reader(sample_warehouse):
+    cards = {c["key"]: c["sql"] for c in load_definition()["cards"]}
+    assert {m for m in MARTS if not any(f"reporting.{m}" in sql for sql in cards.values())} == set()
+    with metabase_login(sample_warehouse) as reader_url, psycopg.connect(reader_url) as conn:
+        answers = {key: conn.execute(sql).fetchall() for key, sql in cards.items()}
+    assert all(answers.values())
+    # the curves stop with the sample's notifications (1-3 June), not at its publication (23 November)
+    for key in ("curve_confirmed", "curve_deaths", "province_curves", "onset_curve", "onset_by_province"):
+        assert max(row[0] for row in answers[key]) == date(2020, 6, 3), key
 
 
 def test_marts_follow_a_new_load_and_keep_their_grants(database_url, tmp_path):
@@ -415,8 +486,14 @@ def test_each_mart_is_an_asset_after_the_tables_it_reads():
         "reporting/latest_update",
     }
     assert parents["daily_aggregates"] == {"cleaned_cases", "department_crosswalk"}
-    assert parents["report"] == {f"reporting/{m}" for m in MARTS}
+    assert parents["report"] == {f"reporting/{m}" for m in MARTS} | {"codebook"}
+    assert parents["exports"] == {f"reporting/{m}" for m in MARTS}
+    assert parents["reporting/incidence_by_province"] == {
+        "daily_aggregates",
+        "provinces",
+        "covid/province_population",
+    }
     job = defs.resolve_job_def("refresh_everything").asset_layer.selected_asset_keys
-    assert {f"reporting/{m}" for m in MARTS} | {"report", "department_crosswalk"} <= {
+    assert {f"reporting/{m}" for m in MARTS} | {"report", "codebook", "exports", "department_crosswalk"} <= {
         k.to_user_string() for k in job
     }

@@ -46,7 +46,7 @@ def build_daily_aggregates(conn) -> dict:
     group_name="cases",
     kinds={"postgres"},
     description="covid.daily_aggregates(date, province_id, department_id, georef_department_id, notified, confirmed, "
-    "deaths, icu, ventilated)",
+    "deaths, icu, ventilated, discarded)",
 )
 def daily_aggregates(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
     with (

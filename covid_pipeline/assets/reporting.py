@@ -1,16 +1,20 @@
 """reporting_marts: one small table per published analysis, in the `reporting` schema, for the report and Metabase.
 
 Tables rebuilt after each load, not views: a view over covid.cases costs a scan of every case for every reader
-(1.5 s per card at 8M rows). covid.case_breakdown holds, from one scan of the confirmed cases, what the marts need
-beyond covid.daily_aggregates (sex, age band, date of death); every mart is then derived from those two small
-tables and the georef ones. Each mart is an asset of one multi-asset step (can_subset: a selection rebuilds only
+(1.5 s per card at 8M rows). One scan of covid.cases (case_groups.sql) gives what the marts need beyond
+covid.daily_aggregates: covid.case_breakdown (sex, age band, date of death, suspected cases) and
+covid.onset_breakdown (symptom onset);
+every mart is then derived from those small tables, the georef ones, covid.province_population (the census, from
+data/province_population.yaml) and covid.age_bands. Each mart is an asset of one multi-asset step (can_subset: a selection rebuilds only
 what it names). All of them are built in one transaction, each under a loading name and swapped in with
 warehouse.swap_in, so a reader sees the previous load's marts until the new ones are complete, and the SELECT
 grants (metabase_reader) carry over.
 """
 
 from collections.abc import Iterator
+from importlib.resources import files
 
+import yaml
 from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 from psycopg import sql
 
@@ -22,36 +26,48 @@ from covid_pipeline.resources.database import read_sql
 from covid_pipeline.resources.warehouse import WarehouseResource, swap_in
 
 SCHEMA = "reporting"
-BREAKDOWN = "case_breakdown"  # in covid: an input of the marts, not an analysis
+BREAKDOWN, ONSETS, POPULATION, AGE_BANDS = (
+    "case_breakdown",
+    "onset_breakdown",
+    "province_population",
+    "age_bands",
+)
+INPUTS = (BREAKDOWN, ONSETS, POPULATION, AGE_BANDS)  # in covid: inputs of the marts, not analyses
+SCANNED = (BREAKDOWN, ONSETS)  # from case_groups.sql, one scan of covid.cases
+POPULATION_FILE = "province_population.yaml"
 
 # Every table this step builds, in build order (later ones read earlier ones), with what each reads.
 READS: dict[str, list] = {
     BREAKDOWN: [cleaned_cases],
+    ONSETS: [cleaned_cases],
+    POPULATION: [],
+    AGE_BANDS: [],
     "latest_update": [cleaned_cases, daily_aggregates],
-    "confirmed_per_year": [daily_aggregates],
-    "confirmed_per_month": [daily_aggregates],
+    "confirmed_per_year": [daily_aggregates, "latest_update"],
+    "confirmed_per_month": [daily_aggregates, "latest_update"],
     "confirmed_per_week": [daily_aggregates, "latest_update"],
     "last_month_by_sex": [BREAKDOWN, "latest_update"],
-    "last_month_by_age_band": [BREAKDOWN, "latest_update"],
+    "last_month_by_age_band": [BREAKDOWN, AGE_BANDS, "latest_update"],
     "last_month_by_province": [daily_aggregates, provinces, "latest_update"],
     "epidemic_curve_by_province": [daily_aggregates, provinces, BREAKDOWN, "latest_update"],
     "epidemic_curve": ["epidemic_curve_by_province"],
     "case_fatality_by_province": [daily_aggregates, provinces],
     "map_by_province": [daily_aggregates, provinces, "latest_update"],
     "map_by_department": [daily_aggregates, departments, provinces, "latest_update"],
+    "positivity_by_province_week": [daily_aggregates, provinces, "latest_update"],
+    "positivity_by_week": ["positivity_by_province_week"],
+    "incidence_by_province": [daily_aggregates, provinces, POPULATION],
+    "notification_delay": [ONSETS, "latest_update"],
+    "notification_delay_summary": ["notification_delay", provinces],
+    "epidemic_curve_onset_by_province": [ONSETS, provinces, "latest_update"],
+    "epidemic_curve_onset": ["epidemic_curve_onset_by_province"],
+    "case_fatality_by_age_band": [BREAKDOWN, AGE_BANDS],
 }
-MARTS = tuple(name for name in READS if name != BREAKDOWN)
-
-DESCRIPTIONS = {
-    BREAKDOWN: "covid.case_breakdown: confirmed cases per notification day by sex and age, and deaths by "
-    "date of death and province (one scan of covid.cases per load, read by the marts)",
-    "map_by_province": "Confirmed cases and deaths per province at georef's centroid (maps)",
-    "map_by_department": "Confirmed cases and deaths per georef department (placed via the crosswalk) at its centroid",
-}
+MARTS = tuple(name for name in READS if name not in INPUTS)
 
 
 def schema_of(name: str) -> str:
-    return "covid" if name == BREAKDOWN else SCHEMA
+    return "covid" if name in INPUTS else SCHEMA
 
 
 def key_of(name: str) -> AssetKey:
@@ -59,15 +75,24 @@ def key_of(name: str) -> AssetKey:
 
 
 def mart_sql(name: str) -> str:
-    folder = "" if name == BREAKDOWN else "reporting/"
+    folder = "" if name in INPUTS else "reporting/"
     return read_sql("covid_pipeline.assets.sql", f"{folder}{name}.sql")
+
+
+def census_populations() -> list[dict]:
+    """The provinces' census populations (data/province_population.yaml, which names its source)."""
+    text = files("covid_pipeline").joinpath("data", POPULATION_FILE).read_text(encoding="utf-8")
+    return yaml.safe_load(text)["provinces"]
 
 
 def build_marts(conn, names: list[str] | tuple[str, ...] = tuple(READS)) -> dict[str, int]:
     """Rebuild the named tables (in READS order) in the caller's transaction; the row count of each."""
-    rows = {}
+    rows, scanned = {}, False
     for name in [n for n in READS if n in names]:
         schema, incoming = schema_of(name), f"{name}__incoming"
+        if name in SCANNED and not scanned:  # the one scan of covid.cases both breakdowns are taken from
+            conn.execute(read_sql("covid_pipeline.assets.sql", "case_groups.sql"))
+            scanned = True
         # the reporting layer used to be views of the same names: replaced the first time
         if conn.execute(
             "SELECT EXISTS (SELECT FROM pg_views WHERE schemaname = %s AND viewname = %s)", (schema, name)
@@ -75,6 +100,14 @@ def build_marts(conn, names: list[str] | tuple[str, ...] = tuple(READS)) -> dict
             conn.execute(sql.SQL("DROP VIEW {} CASCADE").format(sql.Identifier(schema, name)))
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, incoming)))
         conn.execute(sql.SQL(mart_sql(name)).format(table=sql.Identifier(schema, incoming)))
+        if name == POPULATION:
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    sql.SQL("INSERT INTO {} VALUES (%(id)s, %(name)s, %(population)s)").format(
+                        sql.Identifier(schema, incoming)
+                    ),
+                    census_populations(),
+                )
         swap_in(conn, schema, incoming, name)
         rows[name] = conn.execute(
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
@@ -92,8 +125,7 @@ def build_marts(conn, names: list[str] | tuple[str, ...] = tuple(READS)) -> dict
             deps=[key_of(d) if isinstance(d, str) else d for d in reads],
             group_name="reporting",
             kinds={"postgres"},
-            description=DESCRIPTIONS.get(name)
-            or (mart_sql(name).split("\n", 1)[0].removeprefix("-- ").strip()),
+            description=mart_sql(name).split("\n", 1)[0].removeprefix("-- ").strip(),
         )
         for name, reads in READS.items()
     ],

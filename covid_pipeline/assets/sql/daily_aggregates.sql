@@ -1,5 +1,6 @@
 -- covid.daily_aggregates: counts per day of notification (fecha_apertura) and residence.
--- deaths / icu / ventilated count confirmed cases only.
+-- deaths / icu / ventilated count confirmed cases only; discarded counts clasificacion_resumen = Descartado (the
+-- tests that ruled COVID-19 out: positivity's denominator with the confirmed).
 -- georef_department_id: the georef department the residence lands on (covid.department_crosswalk); NULL
 -- when the registry says SIN ESPECIFICAR (department 0, province 99), the code is in no georef release, or its
 -- exception in data/department_crosswalk.yaml no longer matches the loaded release (the codes_known_to_georef
@@ -19,6 +20,7 @@ WITH counts AS (
            residence_department_id                                                       AS department_id,
            count(*)                                                                      AS notified,
            count(*) FILTER (WHERE classification_summary = 'Confirmado')                 AS confirmed,
+           count(*) FILTER (WHERE classification_summary = 'Descartado')                 AS discarded,
            count(*) FILTER (WHERE classification_summary = 'Confirmado' AND deceased)    AS deaths,
            count(*) FILTER (WHERE classification_summary = 'Confirmado' AND icu)         AS icu,
            count(*) FILTER (WHERE classification_summary = 'Confirmado' AND ventilated)  AS ventilated
@@ -26,7 +28,7 @@ WITH counts AS (
      GROUP BY 1, 2, 3
 )
 SELECT counts.date, counts.province_id, counts.department_id, crosswalk.georef_department_id,
-       counts.notified, counts.confirmed, counts.deaths, counts.icu, counts.ventilated
+       counts.notified, counts.confirmed, counts.deaths, counts.icu, counts.ventilated, counts.discarded
   FROM counts
   LEFT JOIN covid.department_crosswalk AS crosswalk USING (province_id, department_id);
 

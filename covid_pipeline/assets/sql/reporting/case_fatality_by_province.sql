@@ -1,6 +1,6 @@
--- reporting.case_fatality_by_province: case fatality rate per province of residence, over the whole registry:
--- deaths of confirmed cases / confirmed cases, in percent (the crude CFR: cases still ill are counted as
--- survivors, so recent weeks pull it down). Provinces without confirmed cases are not listed.
+-- reporting.case_fatality_by_province: case fatality rate per province of residence, over the whole registry.
+-- The rate is deaths of confirmed cases / confirmed cases, in percent (the crude CFR: cases still ill are counted
+-- as survivors, so recent weeks pull it down). Provinces without confirmed cases are not listed.
 CREATE TABLE {table} AS
 SELECT coalesce(aggregates.province_id, 99)                            AS province_id,
        coalesce(provinces.name, 'Unknown')                             AS province,

@@ -1,17 +1,18 @@
--- reporting.epidemic_curve_by_province: per province of residence and day, confirmed cases by notification date
--- (fecha_apertura) and deaths of confirmed cases by date of death (fecha_fallecimiento), with their 7-day averages
--- (the day and the six before it, divided by 7). Every day from the first notification to the last date with data
--- is listed for every province that has any case, with 0 on days without one, so the averages are true averages.
--- Deaths dated before the first notification or after the registry's ultima_actualizacion are typing errors and
--- are left out (case_fatality_by_province still counts them). An empty province is 99, SIN ESPECIFICAR: "Unknown".
+-- reporting.epidemic_curve_by_province: per province of residence and day, confirmed cases by notification date and deaths by date of death.
+-- Confirmed cases by fecha_apertura, deaths of confirmed cases by fecha_fallecimiento, with their 7-day averages
+-- (the day and the six before it, divided by 7; NULL on the first six days, which have no six days before them).
+-- Every day from the first notification (latest_update.first_date) to the publication (reference_date) is listed
+-- for every province that has any case, with 0 on days without one, so the averages are true averages. Days after
+-- latest_update.last_notification_date hold no notification: the registry (or the extract of it) ends there.
+-- Notifications and deaths dated outside those days are typing errors and left out (case_fatality_by_province
+-- still counts them). An empty province is 99, SIN ESPECIFICAR: "Unknown".
 CREATE TABLE {table} AS
 WITH span AS (
-    SELECT first_date, greatest(coalesce(last_updated, reference_date), reference_date) AS last_date
-      FROM reporting.latest_update
+    SELECT first_date, reference_date AS last_date FROM reporting.latest_update
 ), confirmed AS (
-    SELECT date, coalesce(province_id, 99) AS province_id, sum(confirmed) AS confirmed
-      FROM covid.daily_aggregates
-     WHERE date IS NOT NULL
+    SELECT aggregates.date, coalesce(aggregates.province_id, 99) AS province_id, sum(aggregates.confirmed) AS confirmed
+      FROM covid.daily_aggregates AS aggregates, span
+     WHERE aggregates.date BETWEEN span.first_date AND span.last_date
      GROUP BY 1, 2
     HAVING sum(confirmed) > 0
 ), deaths AS (
@@ -23,8 +24,7 @@ WITH span AS (
 ), places AS (
     SELECT province_id FROM confirmed UNION SELECT province_id FROM deaths
 ), days AS (
-    SELECT generate_series(min(date), max(date), interval '1 day')::date AS date
-      FROM (SELECT date FROM confirmed UNION ALL SELECT date FROM deaths) AS dated
+    SELECT generate_series(first_date, last_date, interval '1 day')::date AS date FROM span
 ), daily AS (
     SELECT days.date, places.province_id,
            coalesce(confirmed.confirmed, 0) AS confirmed,
@@ -36,11 +36,11 @@ WITH span AS (
 )
 SELECT daily.date,
        daily.province_id,
-       coalesce(provinces.name, 'Unknown')         AS province,
-       daily.confirmed::bigint                     AS confirmed,
-       daily.deaths::bigint                        AS deaths,
-       round(sum(daily.confirmed) OVER w / 7.0, 2) AS confirmed_7day_avg,
-       round(sum(daily.deaths) OVER w / 7.0, 2)    AS deaths_7day_avg
+       coalesce(provinces.name, 'Unknown')                                      AS province,
+       daily.confirmed::bigint                                                  AS confirmed,
+       daily.deaths::bigint                                                     AS deaths,
+       CASE WHEN count(*) OVER w = 7 THEN round(sum(daily.confirmed) OVER w / 7.0, 2) END AS confirmed_7day_avg,
+       CASE WHEN count(*) OVER w = 7 THEN round(sum(daily.deaths) OVER w / 7.0, 2) END    AS deaths_7day_avg
   FROM daily
   LEFT JOIN covid.provinces USING (province_id)
 WINDOW w AS (PARTITION BY daily.province_id ORDER BY daily.date ROWS BETWEEN 6 PRECEDING AND CURRENT ROW);

@@ -1,19 +1,16 @@
--- reporting.last_month_by_age_band: confirmed cases notified in the last month, by age band
--- (0-19, 20-39, 40-59, 60-79, 80+, and Unknown when the age was not published).
--- "Last month" is (reference_date - 1 month, reference_date], reference_date being the latest notification date
--- in the data, not today (see latest_update). Ages are whole years (babies' ages in months count as 0).
--- Every band is listed, with 0 when it has no case. Read from covid.case_breakdown.
+-- reporting.last_month_by_age_band: confirmed cases notified in the last month, by age band.
+-- Bands 0-19, 20-39, 40-59, 60-79, 80+, and Unknown when the age was not published.
+-- "Last month" is (reference_date - 1 month, reference_date], reference_date being the registry's publication
+-- date (see latest_update), not today. Ages are whole years (babies' ages in months count as 0).
+-- Every band (covid.age_bands) is listed, with 0 when it has no case. Read from covid.case_breakdown.
 CREATE TABLE {table} AS
 WITH period AS (
     SELECT last_month_start AS period_start, reference_date AS period_end FROM reporting.latest_update
-), bands(age_band, min_age, max_age, sort_order) AS (
-    VALUES ('0-19', 0, 19, 1), ('20-39', 20, 39, 2), ('40-59', 40, 59, 3), ('60-79', 60, 79, 4),
-           ('80+', 80, NULL, 5), ('Unknown', NULL, NULL, 6)
 ), counts AS (
     SELECT coalesce(bands.age_band, 'Unknown') AS age_band, sum(breakdown.confirmed) AS confirmed
       FROM covid.case_breakdown AS breakdown
      CROSS JOIN period
-      LEFT JOIN bands ON bands.min_age = breakdown.age_band_start
+      LEFT JOIN covid.age_bands AS bands ON bands.min_age = breakdown.age_band_start
      WHERE breakdown.opened_date BETWEEN period.period_start AND period.period_end
      GROUP BY 1
 )
@@ -23,6 +20,6 @@ SELECT period.period_start,
        coalesce(counts.confirmed, 0)::bigint                                                      AS confirmed,
        round(100.0 * coalesce(counts.confirmed, 0) / nullif(sum(counts.confirmed) OVER (), 0), 2) AS share_pct,
        bands.sort_order
-  FROM bands
+  FROM covid.age_bands AS bands
  CROSS JOIN period
   LEFT JOIN counts USING (age_band);

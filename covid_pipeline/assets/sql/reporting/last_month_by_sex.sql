@@ -1,6 +1,6 @@
 -- reporting.last_month_by_sex: confirmed cases notified in the last month, by sex.
--- "Last month" is (reference_date - 1 month, reference_date], reference_date being the latest notification date
--- in the data, not today (see latest_update). sexo is published as F, M or NR (not recorded); an empty sexo
+-- "Last month" is (reference_date - 1 month, reference_date], reference_date being the registry's publication
+-- date (see latest_update), not today. sexo is published as F, M or NR (not recorded); an empty sexo
 -- counts as NR (covid.case_breakdown). Every category is listed, with 0 when it has no case.
 CREATE TABLE {table} AS
 WITH period AS (

@@ -1,6 +1,6 @@
--- reporting.map_by_department: confirmed cases and deaths of confirmed cases per georef department of residence
--- over the whole registry, at georef's department centroid (latitude, longitude). Departments are placed through
--- covid.department_crosswalk (CABA's comunas, Tierra del Fuego's old codes, ...): a case whose department is
+-- reporting.map_by_department: confirmed cases and deaths per georef department of residence (placed via the crosswalk) at its centroid.
+-- Deaths of confirmed cases, over the whole registry, at georef's department centroid (latitude, longitude).
+-- Departments are placed through covid.department_crosswalk (CABA's comunas, Tierra del Fuego's old codes, ...): a case whose department is
 -- SIN ESPECIFICAR is not here (map_by_province has its province's total). Only departments with confirmed cases.
 CREATE TABLE {table} AS
 SELECT aggregates.georef_department_id,

@@ -1,5 +1,6 @@
--- reporting.map_by_province: confirmed cases and deaths of confirmed cases per province of residence over the
--- whole registry, at georef's province centroid (latitude, longitude), for the maps. Of them, how many are placed
+-- reporting.map_by_province: confirmed cases and deaths per province at georef's centroid, for the maps.
+-- Deaths of confirmed cases, by province of residence over the whole registry, at georef's province centroid
+-- (latitude, longitude). Of them, how many are placed
 -- on a department (map_by_department): the rest say SIN ESPECIFICAR for the department. Cases whose province is
 -- unknown (99) have no place on a map and are not listed (case_fatality_by_province counts them).
 -- registry_date: the registry's ultima_actualizacion, so that a map always says which publication it shows.

@@ -1,0 +1,75 @@
+"""The open exports: every reporting table as Parquet in the reports store (a folder or S3), latest and per
+publication, holding what the table holds with its types."""
+
+import io
+from datetime import date
+from decimal import Decimal
+
+import boto3
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import DagsterInstance, materialize
+
+from covid_pipeline.assets.exports import exports
+from covid_pipeline.assets.reporting import MARTS
+from covid_pipeline.resources.stores import StoreResource
+from covid_pipeline.resources.warehouse import WarehouseResource
+
+
+def run_exports(database_url: str, location: str) -> dict:
+    resources = {
+        "warehouse": WarehouseResource(database_url=database_url),
+        "reports_store": StoreResource(location=location),
+    }
+    result = materialize([exports], resources=resources, instance=DagsterInstance.ephemeral())
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def as_python(value):
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def test_every_mart_is_exported_with_its_rows_and_types(sample_warehouse, tmp_path):
+    metadata = run_exports(sample_warehouse, str(tmp_path))
+    assert metadata["tables"] == len(MARTS)
+    exported = tmp_path / "exports"
+    assert sorted(p.name for p in exported.glob("*.parquet")) == sorted(f"{m}.parquet" for m in MARTS)
+    with psycopg.connect(sample_warehouse) as conn:
+        for mart in MARTS:
+            latest = exported / f"{mart}.parquet"
+            assert (exported / "2020-11-23" / f"{mart}.parquet").read_bytes() == latest.read_bytes()
+            table = pq.read_table(latest)
+            cursor = conn.execute(f"SELECT * FROM reporting.{mart}")
+            assert table.column_names == [c.name for c in cursor.description]
+            assert sorted(map(tuple, (r.values() for r in table.to_pylist())), key=repr) == sorted(
+                (tuple(as_python(v) for v in row) for row in cursor.fetchall()), key=repr
+            ), mart
+            meta = table.schema.metadata
+            assert (
+                meta[b"table"] == f"reporting.{mart}".encode()
+                and meta[b"registry_published"] == b"2020-11-23"
+            )
+    schema = pq.read_schema(exported / "positivity_by_province_week.parquet")
+    assert [schema.field(n).type for n in ("province_id", "week_start", "confirmed", "positivity")] == [
+        pa.int32(),
+        pa.date32(),
+        pa.int64(),
+        pa.float64(),
+    ]
+    assert pq.read_table(exported / "latest_update.parquet").to_pylist()[0]["last_updated"] == date(
+        2020, 11, 23
+    )
+
+
+def test_the_exports_go_to_s3(sample_warehouse, s3_bucket):
+    run_exports(sample_warehouse, f"s3://{s3_bucket}/reports")
+    s3 = boto3.client("s3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert keys == {f"reports/exports/{m}.parquet" for m in MARTS} | {
+        f"reports/exports/2020-11-23/{m}.parquet" for m in MARTS
+    }
+    body = s3.get_object(Bucket=s3_bucket, Key="reports/exports/incidence_by_province.parquet")["Body"].read()
+    rows = pq.read_table(io.BytesIO(body)).to_pylist()
+    assert sum(r["population"] or 0 for r in rows) == 45_892_285
