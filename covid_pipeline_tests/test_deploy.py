@@ -17,8 +17,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import tomllib
 import warnings
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -73,6 +75,12 @@ def exports_of(stack: str) -> set[str]:
         for output in template(stack).get("Outputs", {}).values()
         if "Export" in output
     }
+
+
+@dataclass
+class DeployRun:
+    result: subprocess.CompletedProcess
+    calls: list[list[str]]  # each `aws` call's arguments
 
 
 def tool(name: str) -> str:
@@ -615,22 +623,32 @@ def test_deploy_script_expands_no_array_that_can_be_empty():
         assert assignments and all(value.strip() for value in assignments), (name, assignments)
 
 
-def run_deploy_function(body: str, **environment: str) -> list[list[str]]:
+def deploy_script(body: str, answers: str = "", **environment: str) -> DeployRun:
     """deploy.sh sourced by bash under `set -u`, `aws` replaced by a function that records its
-    arguments (there is no AWS here); returns the recorded `aws` calls."""
-    recorder = 'aws() { printf "%s\\037" "$@" >>"$AWS_CALLS"; printf "\\n" >>"$AWS_CALLS"; }'
-    program = f"set -euo pipefail\nsource {DEPLOY_SCRIPT}\n{recorder}\n{body}\n"
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("r", suffix=".calls") as calls:
+    arguments (there is no AWS here) and answers what the bash function `answer` prints for them
+    (`answers` defines it; by default nothing). The settings file is a temporary one unless given."""
+    recorder = 'aws() { printf "%s\\037" "$@" >>"$AWS_CALLS"; printf "\\n" >>"$AWS_CALLS"; answer "$@"; }'
+    program = f"set -euo pipefail\nsource {DEPLOY_SCRIPT}\nanswer() {{ :; }}\n{answers}\n{recorder}\n{body}\n"
+    with tempfile.TemporaryDirectory() as folder:
+        calls = Path(folder) / "aws.calls"
+        calls.touch()
+        base = {
+            "PATH": "/usr/bin:/bin",
+            "AWS_CALLS": str(calls),
+            "DEPLOY_SETTINGS_FILE": str(Path(folder) / "settings.env"),
+        }
         result = subprocess.run(
-            ["bash", "-c", program],
-            env={"PATH": "/usr/bin:/bin", "AWS_CALLS": calls.name, **environment},
-            capture_output=True,
-            text=True,
+            ["bash", "-c", program], env={**base, **environment}, capture_output=True, text=True
         )
-        assert result.returncode == 0, result.stderr
-        return [line.split("\x1f")[:-1] for line in calls.read().splitlines()]
+        recorded = [line.split("\x1f")[:-1] for line in calls.read_text().splitlines()]
+    return DeployRun(result, recorded)
+
+
+def run_deploy_function(body: str, **environment: str) -> list[list[str]]:
+    """`deploy_script` that must succeed; the recorded `aws` calls."""
+    run = deploy_script(body, **environment)
+    assert run.result.returncode == 0, run.result.stderr
+    return run.calls
 
 
 def parameters_of(call: list[str]) -> dict[str, str]:
@@ -638,38 +656,214 @@ def parameters_of(call: list[str]) -> dict[str, str]:
     return dict(argument.split("=", 1) for argument in call[start:])
 
 
+def stack_deploys(calls: list[list[str]]) -> dict[str, list[str]]:
+    """The `aws cloudformation deploy` calls among `calls`, by stack name, in order."""
+    return {
+        call[call.index("--stack-name") + 1]: call
+        for call in calls
+        if call[:2] == ["cloudformation", "deploy"]
+    }
+
+
 def test_deploy_script_passes_each_stack_its_parameters_under_set_u():
     """Item 4/5/10: infra and ci, sourced and run by bash with set -u, with no optional variable set."""
     calls = run_deploy_function(
-        'infra; deploy_stack ci "GitHubRepository=o/r" "GitHubOidcProviderArn=${GITHUB_OIDC_PROVIDER_ARN:-}"',
+        "main infra; main ci o/r",
         ALB_INGRESS_CIDR="203.0.113.0/24",
         DOCKER_HUB_CREDENTIALS_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub",
     )
-    deployed = {call[call.index("--stack-name") + 1]: call for call in calls}
+    deployed = stack_deploys(calls)
     assert list(deployed) == [f"covid-{stack}" for stack in stack_order() if stack != "services"]
-    assert all("--role-arn" not in call for call in calls)  # only the services stack gets a role
+    assert all("--role-arn" not in call for call in deployed.values())  # only the services stack gets a role
     for stack in stack_order()[:-1]:
         given = parameters_of(deployed[f"covid-{stack}"])
         declared = template(stack)["Parameters"]
         assert set(given) <= set(declared), (stack, set(given) - set(declared))
         required = {name for name, spec in declared.items() if "Default" not in spec}
         assert required <= set(given), (stack, required - set(given))
-    assert parameters_of(deployed["covid-network"])["CreateInterfaceEndpoints"] == "false"
+    # Settings not given are not passed: the template's default on creation, the current value after.
+    assert "CreateInterfaceEndpoints" not in parameters_of(deployed["covid-network"])
+    assert set(parameters_of(deployed["covid-cluster"])) == {"EnvironmentName"}
 
 
 def test_deploy_script_hands_the_services_stack_its_role_and_the_metabase_digest():
     digest = "sha256:" + "0" * 64
-    (call,) = run_deploy_function(
-        "services 0123abc",
-        SERVICES_STACK_ROLE_ARN="arn:aws:iam::123456789012:role/covid/services",
-        METABASE_IMAGE_DIGEST=digest,
-    )[:1]
+    (call,) = stack_deploys(
+        run_deploy_function(
+            "services 0123abc",
+            SERVICES_STACK_ROLE_ARN="arn:aws:iam::123456789012:role/covid/services",
+            METABASE_IMAGE_DIGEST=digest,
+        )
+    ).values()
     assert call[call.index("--role-arn") + 1] == "arn:aws:iam::123456789012:role/covid/services"
     assert parameters_of(call) == {
         "EnvironmentName": "covid",
         "ImageTag": "0123abc",
         "MetabaseImageDigest": digest,
     }
+
+
+INFRA_SETTINGS = {
+    "ALB_INGRESS_CIDR": "203.0.113.0/24",
+    "DOCKER_HUB_CREDENTIALS_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub",
+}
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0f6c"
+
+
+def test_infra_creates_the_ecs_service_linked_role_before_any_stack():
+    """A fresh account has no AWSServiceRoleForECS, and the cluster stack cannot create its cluster
+    without it; on an account that has it, IAM's "has been taken" answer is fine."""
+    taken = """answer() {
+        if [[ "$1 $2" == "iam create-service-linked-role" ]]; then
+            echo "An error occurred (InvalidInput) when calling the CreateServiceLinkedRole operation: Service role name AWSServiceRoleForECS has been taken in this account, please try a different suffix." >&2
+            return 254
+        fi
+    }"""
+    for answers in ("", taken):
+        run = deploy_script("main infra", answers, **INFRA_SETTINGS)
+        assert run.result.returncode == 0, run.result.stderr
+        first = next(i for i, call in enumerate(run.calls) if call[:2] == ["cloudformation", "deploy"])
+        role = [i for i, call in enumerate(run.calls) if call[:2] == ["iam", "create-service-linked-role"]]
+        assert role and role[0] < first
+        assert run.calls[role[0]][2:] == ["--aws-service-name", "ecs.amazonaws.com"]
+    refused = taken.replace(
+        "has been taken in this account, please try a different suffix.", "is not authorized"
+    )
+    run = deploy_script("main infra", refused, **INFRA_SETTINGS)
+    assert run.result.returncode != 0 and "could not create the ECS service-linked role" in run.result.stderr
+    assert not stack_deploys(run.calls)
+
+
+def test_a_stack_left_in_rollback_complete_is_explained_not_updated():
+    answers = """answer() {
+        case "$*" in
+            *describe-stacks*covid-cluster*StackStatus*) echo ROLLBACK_COMPLETE ;;
+            *describe-stacks*StackStatus*) echo CREATE_COMPLETE ;;
+            *describe-stack-events*) printf 'Cluster\\tUnable to assume the service linked role.\\n' ;;
+        esac
+    }"""
+    run = deploy_script("main infra", answers, **INFRA_SETTINGS)
+    assert run.result.returncode != 0
+    message = run.result.stderr
+    assert "covid-cluster failed to create and was rolled back (ROLLBACK_COMPLETE" in message
+    assert "Unable to assume the service linked role" in message  # what happened
+    assert "aws cloudformation delete-stack --stack-name covid-cluster" in message  # what to do
+    assert "covid-cluster" not in stack_deploys(run.calls)  # no update that can only fail
+
+
+ROTATE_ANSWERS = """answer() {
+    case "$1 $2" in
+        "secretsmanager get-random-password") echo new-password ;;
+        "secretsmanager get-secret-value") echo '{"username": "dagster", "password": "old-password"}' ;;
+        "secretsmanager put-secret-value") cat "${6#file://}" >"$WRITTEN_SECRET" ;;
+        "cloudformation describe-stacks") echo covid ;;
+        "ssm get-parameter") echo subnet-1 ;;
+        "ecs run-task") echo arn:aws:ecs:us-east-1:123456789012:task/covid/1 ;;
+        "ecs describe-tasks") echo 0 ;;
+    esac
+}"""
+
+
+def test_rotate_sets_the_new_password_and_leaves_no_file_behind(tmp_path):
+    """The secret's file is written to a temporary folder that is gone when the script exits."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    written = tmp_path / "written-secret.json"
+    run = deploy_script(
+        "main rotate dagster", ROTATE_ANSWERS, TMPDIR=str(scratch), WRITTEN_SECRET=str(written)
+    )
+    assert run.result.returncode == 0, run.result.stderr
+    assert json.loads(written.read_text()) == {"username": "dagster", "password": "new-password"}
+    assert list(scratch.iterdir()) == []
+    commands = [" ".join(call[:2]) for call in run.calls]
+    assert commands.index("secretsmanager put-secret-value") < commands.index("ecs run-task")  # then init-db
+    restarted = [
+        call[call.index("--service") + 1] for call in run.calls if call[:2] == ["ecs", "update-service"]
+    ]
+    assert restarted == ["dagster-webserver", "dagster-daemon"]
+
+
+GIT_AND_DOCKER = """
+git() { case "$*" in *rev-parse*) echo 0123abc ;; *status*) ;; esac; }
+docker() { echo "docker $*" >>"$AWS_CALLS.docker"; [[ "$1" != "${FAILING_DOCKER_STEP:-none}" ]]; }
+"""
+FIRST_DEPLOY_ANSWERS = """answer() {
+    case "$*" in
+        *describe-stacks*StackStatus*) echo CREATE_COMPLETE ;;
+        *describe-stacks*RepositoryUri*) echo 123456789012.dkr.ecr.us-east-1.amazonaws.com/covid/pipeline ;;
+        "ecr describe-images"*) return 254 ;; # not pushed yet
+        "ecs describe-tasks"*) echo 0 ;;
+        *describe-stacks*) echo value ;;
+    esac
+}"""
+
+
+@pytest.mark.parametrize("step", ["build", "push", "login"])
+def test_first_deploy_stops_when_the_image_is_not_built_and_pushed(step):
+    """A failed build (or push) stops everything: no services stack on an image that does not exist."""
+    run = deploy_script(
+        GIT_AND_DOCKER + "main first-deploy",
+        FIRST_DEPLOY_ANSWERS,
+        **INFRA_SETTINGS,
+        METABASE_IMAGE_DIGEST="sha256:" + "0" * 64,
+        FAILING_DOCKER_STEP=step,
+    )
+    assert run.result.returncode != 0
+    assert "nothing was deployed" in run.result.stderr
+    assert "covid-services" not in stack_deploys(run.calls)
+    # Without the failure, the same run deploys the services stack on the tag it built.
+    run = deploy_script(
+        GIT_AND_DOCKER + "main first-deploy",
+        FIRST_DEPLOY_ANSWERS,
+        **INFRA_SETTINGS,
+        METABASE_IMAGE_DIGEST="sha256:" + "0" * 64,
+    )
+    assert run.result.returncode == 0, run.result.stderr
+    assert parameters_of(stack_deploys(run.calls)["covid-services"])["ImageTag"] == "0123abc"
+
+
+def test_infra_keeps_each_environments_settings_between_runs(tmp_path):
+    """Run again without CERTIFICATE_ARN, `infra` keeps HTTPS (and the Cognito pool): the settings
+    file remembers it. A setting known nowhere is not passed, so its stack keeps its value."""
+    settings = tmp_path / "covid.env"
+    first = deploy_script(
+        "main infra",
+        **INFRA_SETTINGS,
+        CERTIFICATE_ARN=CERTIFICATE,
+        DOMAIN_NAME="covid.example.org",
+        DEPLOY_SETTINGS_FILE=str(settings),
+    )
+    assert first.result.returncode == 0, first.result.stderr
+    assert f"CERTIFICATE_ARN={CERTIFICATE}" in settings.read_text().splitlines()
+    again = deploy_script("main infra", DEPLOY_SETTINGS_FILE=str(settings))  # nothing set this time
+    assert again.result.returncode == 0, again.result.stderr
+    cluster = parameters_of(stack_deploys(again.calls)["covid-cluster"])
+    assert cluster == {
+        "EnvironmentName": "covid",
+        "CertificateArn": CERTIFICATE,
+        "DomainName": "covid.example.org",
+    }
+    assert parameters_of(stack_deploys(again.calls)["covid-network"])["AlbIngressCidr"] == "203.0.113.0/24"
+    # Removing HTTPS takes saying so; it is then remembered too.
+    removed = deploy_script(
+        "main infra", CERTIFICATE_ARN="", DOMAIN_NAME="", DEPLOY_SETTINGS_FILE=str(settings)
+    )
+    assert parameters_of(stack_deploys(removed.calls)["covid-cluster"])["CertificateArn"] == ""
+    assert "CERTIFICATE_ARN=" in settings.read_text().splitlines()
+
+
+def test_a_settings_file_with_an_unknown_line_is_refused(tmp_path):
+    settings = tmp_path / "covid.env"
+    settings.write_text("# comment\nALB_INGRESS_CIDR=203.0.113.0/24\nCERTIFCATE_ARN=arn:aws:acm:x\n")
+    run = deploy_script("main infra", DEPLOY_SETTINGS_FILE=str(settings))
+    assert run.result.returncode != 0
+    assert f"{settings} line 3: expected SETTING=value" in run.result.stderr
+    assert not stack_deploys(run.calls)
+
+
+def test_the_cognito_user_pool_outlives_its_stack_and_its_replacement():
+    pool = template("cluster")["Resources"]["UserPool"]
+    assert pool["DeletionPolicy"] == pool["UpdateReplacePolicy"] == "Retain"
 
 
 def test_ci_stack_can_use_the_accounts_existing_github_provider():
@@ -839,14 +1033,10 @@ def deploy_parameters(moto_certificate: str) -> dict[str, dict[str, str]]:
         "METABASE_IMAGE_DIGEST": "sha256:" + "ab" * 32,
     }
     calls = run_deploy_function(
-        'infra; deploy_stack ci "GitHubRepository=my-org/covid-pipeline" '
-        '"GitHubOidcProviderArn=${GITHUB_OIDC_PROVIDER_ARN:-}"; '
-        "services 0123abc WebserverCount=0 DaemonCount=0 MetabaseCount=0",
+        "main infra; main ci my-org/covid-pipeline; main services 0123abc WebserverCount=0 DaemonCount=0 MetabaseCount=0",
         **environment,
     )
-    return {
-        call[call.index("--stack-name") + 1].removeprefix("covid-"): parameters_of(call) for call in calls
-    }
+    return {name.removeprefix("covid-"): parameters_of(call) for name, call in stack_deploys(calls).items()}
 
 
 @pytest.mark.slow
