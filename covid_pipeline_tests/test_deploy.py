@@ -12,6 +12,7 @@
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -448,15 +449,57 @@ def test_shell_scripts_pass_shellcheck(script):
 
 # --- Database initialisation ----------------------------------------------------------------------
 
+MASTER_PASSWORD = "master-password-7f3a"
+
 
 @pytest.fixture
-def fresh_server(tmp_path_factory):
-    """A server of its own: the task creates cluster-wide roles the shared test server must not get."""
-    from covid_pipeline.resources.embedded_postgres import start_server
+def rds(tmp_path):
+    """An RDS-shaped master of its own (the task creates cluster-wide roles): its master user a plain
+    LOGIN CREATEROLE CREATEDB role, TLS required, `log_statement = ddl`."""
+    from deploy.rehearsal.rds import Endpoint, RdsInstance, free_loopback_address
+    from deploy.rehearsal.tls import CertificateAuthority
 
-    server = start_server(tmp_path_factory.mktemp("init-pgdata"), cleanup_mode="stop")
-    yield server
-    server.cleanup()
+    authority = CertificateAuthority(tmp_path / "ca")
+    master = Endpoint("covid-master.c0ffee.us-east-1.rds.amazonaws.com", free_loopback_address())
+    replica = Endpoint("covid-replica.c0ffee.us-east-1.rds.amazonaws.com", free_loopback_address())
+    with RdsInstance(
+        tmp_path / "rds", authority, master, replica, "covid_admin", MASTER_PASSWORD, "dagster"
+    ) as rds:
+        rds.start()
+        rds.authority = authority
+        yield rds
+
+
+def connect_to(rds, database: str, login: str, password: str) -> psycopg.Connection:
+    """As a task connects: the endpoint's name, TLS verified against the CA bundle, a password."""
+    endpoint = rds.master.endpoint
+    return psycopg.connect(
+        host=endpoint.host,
+        hostaddr=endpoint.address,
+        port=endpoint.port,
+        dbname=database,
+        user=login,
+        password=password,
+        sslmode="verify-full",
+        sslrootcert=str(rds.authority.bundle),
+        autocommit=True,
+    )
+
+
+def init_task_environment(rds, passwords: dict[str, str]) -> dict[str, str]:
+    """The init task's environment (services.yaml): libpq's variables for the master, the logins' passwords."""
+    endpoint = rds.master.endpoint
+    return {
+        **os.environ,
+        "PGHOST": endpoint.host,
+        **endpoint.libpq(),
+        "PGUSER": "covid_admin",
+        "PGPASSWORD": MASTER_PASSWORD,
+        "PGDATABASE": "dagster",
+        "PGSSLMODE": "verify-full",
+        "PGSSLROOTCERT": str(rds.authority.bundle),
+        **{variable: passwords[login] for login, variable in init_database_module().LOGINS.items()},
+    }
 
 
 def init_database_module():
@@ -466,24 +509,22 @@ def init_database_module():
     return module
 
 
-def test_database_initialisation_gives_each_login_only_its_own_and_can_run_again(fresh_server, monkeypatch):
-    """Issue 11, item 7, on a real PostgreSQL: run twice, then each login can do its job and no more."""
-    info = psycopg.conninfo.conninfo_to_dict(fresh_server.get_uri())
-    monkeypatch.setenv("PGHOST", info["host"])
-    monkeypatch.setenv("PGUSER", info["user"])
-    monkeypatch.setenv("PGDATABASE", "postgres")
+def test_database_initialisation_runs_as_rds_master_and_gives_each_login_only_its_own(rds):
+    """As RDS's master user (no superuser), twice: each login can do its job and no more, and no
+    password reaches the server's log (`log_statement = ddl`), only SCRAM verifiers."""
     logins = init_database_module().LOGINS
-    for login, variable in logins.items():
-        monkeypatch.setenv(variable, f"password-of-{login}")
+    passwords = {login: f"password-of-{login}-{os.urandom(4).hex()}" for login in logins}
     script = [sys.executable, str(ROOT / "deploy" / "init_database.py")]
     for _ in range(2):
-        result = subprocess.run(script, capture_output=True, text=True)
+        result = subprocess.run(
+            script, env=init_task_environment(rds, passwords), capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stderr
 
     def connect(database: str, login: str) -> psycopg.Connection:
-        return psycopg.connect(fresh_server.get_uri(database), user=login, autocommit=True)
+        return connect_to(rds, database, login, passwords[login])
 
-    with psycopg.connect(fresh_server.get_uri(), autocommit=True) as conn:
+    with rds.master.admin() as conn:
         owners = dict(
             conn.execute(
                 "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname = ANY(%s)",
@@ -494,16 +535,24 @@ def test_database_initialisation_gives_each_login_only_its_own_and_can_run_again
         roles = {
             name: tuple(flags)
             for name, *flags in conn.execute(
-                "SELECT rolname, rolcanlogin, rolsuper OR rolcreaterole OR rolcreatedb, "
-                "rolpassword LIKE 'SCRAM-SHA-256$%%' FROM pg_authid WHERE rolname = ANY(%s)",
+                "SELECT rolname, rolcanlogin, rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication "
+                "OR rolbypassrls, rolpassword LIKE 'SCRAM-SHA-256$%%' FROM pg_authid WHERE rolname = ANY(%s)",
                 (list(logins),),
             ).fetchall()
         }
         assert roles == {login: (True, False, True) for login in logins}
+        # The logins are members of nothing; the master holds each of them (to hand them objects).
+        assert not conn.execute(
+            "SELECT 1 FROM pg_auth_members WHERE member::regrole::text = ANY(%s)", (list(logins),)
+        ).fetchall()
+        assert all(
+            conn.execute("SELECT pg_has_role('covid_admin', %s, 'SET')", (login,)).fetchone()[0]
+            for login in logins
+        )
         may_connect = {
             (login, database)
             for login in logins
-            for database in ("dagster", "covid", "metabase")
+            for database in ("dagster", "covid", "metabase", "postgres")
             if conn.execute("SELECT has_database_privilege(%s, %s, 'CONNECT')", (login, database)).fetchone()[
                 0
             ]
@@ -513,32 +562,76 @@ def test_database_initialisation_gives_each_login_only_its_own_and_can_run_again
             ("covid_pipeline", "covid"),
             ("metabase_reader", "covid"),
             ("metabase", "metabase"),
+            # `postgres` is the RDS instance's own, as CONNECT to it is left to PUBLIC (nothing in it).
+            *((login, "postgres") for login in logins),
         }
-    # Dagster's and Metabase's logins create their tables in their own database.
+    log = rds.master.log_text()
+    assert "SCRAM-SHA-256$" in log  # the role statements were logged, with verifiers only
+    for secret in (*passwords.values(), MASTER_PASSWORD):
+        assert secret not in log
+    # Dagster's and Metabase's logins create their tables in their own database, and no more.
     for database in ("dagster", "metabase"):
         with connect(database, database) as conn:
             conn.execute("CREATE TABLE probe (id int)")
+            for statement in ("CREATE ROLE intruder", "CREATE DATABASE intruder", "SET ROLE covid_pipeline"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    for login, database in (
+        ("dagster", "covid"),
+        ("covid_pipeline", "dagster"),
+        ("metabase_reader", "metabase"),
+    ):
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            connect(database, login)
     # The pipeline's own migrations run as its login, then it builds a reporting relation as it does.
     from covid_pipeline.resources.database import migrate
 
-    migrate(fresh_server.get_uri("covid").replace(f"{info['user']}@", "covid_pipeline@", 1))
     with connect("covid", "covid_pipeline") as conn:
+        migrate(conn.info.dsn + f" password={passwords['covid_pipeline']}")
         owners = dict(conn.execute("SELECT nspname, pg_get_userbyid(nspowner) FROM pg_namespace").fetchall())
         assert owners["covid"] == owners["reporting"] == "covid_pipeline"
         conn.execute("CREATE TABLE covid.cases_probe AS SELECT 1 AS n")
         conn.execute("CREATE MATERIALIZED VIEW reporting.probe AS SELECT n FROM covid.cases_probe")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CREATE TABLE public.probe (id int)")
     with connect("covid", "metabase_reader") as conn:
         assert conn.execute("SELECT n FROM reporting.probe").fetchall() == [(1,)]
-        for statement in ("SELECT * FROM covid.cases_probe", "CREATE TABLE reporting.nope (id int)"):
+        for statement in (
+            "SELECT * FROM covid.cases_probe",
+            "CREATE TABLE reporting.nope (id int)",
+            "CREATE TABLE public.nope (id int)",
+            "DELETE FROM reporting.probe",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
     # A third run (a rotation) changes nothing the pipeline built, and hands over what the master left.
-    with psycopg.connect(fresh_server.get_uri("covid"), autocommit=True) as conn:
+    with connect_to(rds, "covid", "covid_admin", MASTER_PASSWORD) as conn:
         conn.execute("CREATE TABLE covid.left_by_master (id int)")
-    assert subprocess.run(script, capture_output=True, text=True).returncode == 0
+    passwords["dagster"] = "rotated-" + passwords["dagster"]
+    result = subprocess.run(script, env=init_task_environment(rds, passwords), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
     with connect("covid", "covid_pipeline") as conn:
         conn.execute("DROP TABLE covid.left_by_master")
         assert conn.execute("SELECT count(*) FROM reporting.probe").fetchone()[0] == 1
+    connect("dagster", "dagster").close()  # the rotated password
+
+
+def test_database_initialisation_refuses_a_login_with_rights_it_does_not_grant(rds):
+    """A login left with more than the task grants (here: member of the master's rds_superuser) is
+    named, not silently kept."""
+    logins = init_database_module().LOGINS
+    passwords = {login: f"password-of-{login}" for login in logins}
+    with rds.master.admin() as conn:
+        conn.execute("CREATE ROLE metabase_reader LOGIN IN ROLE rds_superuser")
+        conn.execute("GRANT metabase_reader TO covid_admin WITH ADMIN TRUE")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "init_database.py")],
+        env=init_task_environment(rds, passwords),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "metabase_reader (member of rds_superuser)" in result.stderr
 
 
 def test_database_initialisation_refuses_to_run_without_the_passwords(monkeypatch):
