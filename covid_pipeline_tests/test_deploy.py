@@ -10,6 +10,7 @@
 - The database initialisation task runs, twice, against a real PostgreSQL.
 """
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -781,17 +782,19 @@ def test_deploy_script_passes_each_stack_its_parameters_under_set_u():
 
 def test_deploy_script_hands_the_services_stack_its_role_and_the_metabase_digest():
     digest = "sha256:" + "0" * 64
-    (call,) = stack_deploys(
-        run_deploy_function(
-            "services 0123abc",
-            SERVICES_STACK_ROLE_ARN="arn:aws:iam::123456789012:role/covid/services",
-            METABASE_IMAGE_DIGEST=digest,
-        )
-    ).values()
+    run = deploy_script(
+        "services 0123abc",
+        'answer() { case "$*" in *DagsterServed*) echo true ;; esac; }',
+        SERVICES_STACK_ROLE_ARN="arn:aws:iam::123456789012:role/covid/services",
+        METABASE_IMAGE_DIGEST=digest,
+    )
+    assert run.result.returncode == 0, run.result.stderr
+    (call,) = stack_deploys(run.calls).values()
     assert call[call.index("--role-arn") + 1] == "arn:aws:iam::123456789012:role/covid/services"
     assert parameters_of(call) == {
         "EnvironmentName": "covid",
         "ImageTag": "0123abc",
+        "DagsterServed": "true",
         "MetabaseImageDigest": digest,
     }
 
@@ -884,6 +887,7 @@ FIRST_DEPLOY_ANSWERS = """answer() {
     case "$*" in
         *describe-stacks*StackStatus*) echo CREATE_COMPLETE ;;
         *describe-stacks*RepositoryUri*) echo 123456789012.dkr.ecr.us-east-1.amazonaws.com/covid/pipeline ;;
+        *describe-stacks*DagsterServed*) echo false ;;
         "ecr describe-images"*) return 254 ;; # not pushed yet
         "ecs describe-tasks"*) echo 0 ;;
         *describe-stacks*) echo value ;;
@@ -1114,52 +1118,70 @@ def test_interface_endpoints_are_optional_and_runs_use_fargate_spot():
 # --- Every stack created, in deploy order, by moto's CloudFormation over HTTP ---------------------
 
 
-def deploy_parameters(moto_certificate: str) -> dict[str, dict[str, str]]:
-    """What deploy.sh passes each stack (its own functions, run under set -u), for a deployment
-    with HTTPS and the Cognito login; the services stack as `first-deploy` creates it."""
+def deploy_parameters(environment_name: str = "covid", **settings: str) -> dict[str, dict[str, str]]:
+    """What deploy.sh passes each stack (its own functions, run under set -u), `settings` added to
+    the required ones; the services stack as `first-deploy` creates it."""
     environment = {
-        "ALB_INGRESS_CIDR": "203.0.113.0/24",
-        "DOCKER_HUB_CREDENTIALS_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub",
-        "CERTIFICATE_ARN": moto_certificate,
-        "DOMAIN_NAME": "covid.example.org",
+        "ENVIRONMENT_NAME": environment_name,
+        **INFRA_SETTINGS,
         "SERVICES_STACK_ROLE_ARN": "arn:aws:iam::123456789012:role/covid/services",
         "METABASE_IMAGE_DIGEST": "sha256:" + "ab" * 32,
+        **settings,
     }
-    calls = run_deploy_function(
+    # The cluster stack's output DagsterServed, as the template computes it (checked on moto below).
+    served = "true" if settings.get("CERTIFICATE_ARN") else "false"
+    run = deploy_script(
         "main infra; main ci my-org/covid-pipeline; main services 0123abc WebserverCount=0 DaemonCount=0 MetabaseCount=0",
+        f'answer() {{ case "$*" in *DagsterServed*) echo {served} ;; esac; }}',
         **environment,
     )
-    return {name.removeprefix("covid-"): parameters_of(call) for name, call in stack_deploys(calls).items()}
+    assert run.result.returncode == 0, run.result.stderr
+    return {
+        name.removeprefix(f"{environment_name}-"): parameters_of(call)
+        for name, call in stack_deploys(run.calls).items()
+    }
 
 
-@pytest.mark.slow
-def test_every_stack_is_created_in_deploy_order_by_moto_cloudformation(moto_endpoint):
+def create_every_stack_in_moto(environment_name: str, given: dict[str, dict[str, str]]) -> dict[str, dict]:
+    """Each stack created by moto's CloudFormation in deploy order with `given`, asserted complete with
+    every parameter and export; what moto could not do (and the helper changed) per stack."""
     import boto3
 
     from covid_pipeline_tests.helpers.moto_cloudformation import for_moto, moto_gaps
 
     cloudformation = boto3.client("cloudformation")
-    certificate = boto3.client("acm").request_certificate(DomainName="covid.example.org")["CertificateArn"]
-    given = deploy_parameters(certificate)
     assert list(given) == stack_order()
+    # As deploy.sh's infra does first (a fresh account has no such role; moto here refuses a
+    # cluster with capacity providers without it).
+    iam = boto3.client("iam")
+    with contextlib.suppress(iam.exceptions.InvalidInputException):
+        iam.create_service_linked_role(AWSServiceName="ecs.amazonaws.com")
     gaps = {}
     for stack in stack_order():
+        name = f"{environment_name}-{stack}"
         parameters = given[stack]
         gaps[stack] = {change: count for change, count in moto_gaps(template(stack)).items() if count}
         cloudformation.create_stack(
-            StackName=f"covid-{stack}",
+            StackName=name,
             TemplateBody=json.dumps(for_moto(template(stack), parameters)),
             Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
             Capabilities=["CAPABILITY_IAM"],
         )
-        (created,) = cloudformation.describe_stacks(StackName=f"covid-{stack}")["Stacks"]
-        assert created["StackStatus"] == "CREATE_COMPLETE", (stack, created.get("StackStatusReason"))
+        (created,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
+        failures = [
+            f"{event['LogicalResourceId']}: {event.get('ResourceStatusReason')}"
+            for event in cloudformation.describe_stack_events(StackName=name)["StackEvents"]
+            if event["ResourceStatus"] == "CREATE_FAILED"
+        ]
+        assert created["StackStatus"] == "CREATE_COMPLETE", (name, created["StackStatus"], failures)
         # Every parameter: the ones deploy.sh gave, the rest at their defaults.
         declared = template(stack)["Parameters"]
         expected = {name: str(spec.get("Default", "")) for name, spec in declared.items()} | parameters
-        for name, spec in declared.items():  # public SSM parameters resolve to their value (the AMI)
+        for parameter, spec in declared.items():  # public SSM parameters resolve to their value (the AMI)
             if spec["Type"].startswith("AWS::SSM::Parameter::Value"):
-                expected[name] = boto3.client("ssm").get_parameter(Name=expected[name])["Parameter"]["Value"]
+                expected[parameter] = boto3.client("ssm").get_parameter(Name=expected[parameter])[
+                    "Parameter"
+                ]["Value"]
         assert {p["ParameterKey"]: p["ParameterValue"] for p in created["Parameters"]} == expected
         # Every export, with a value.
         outputs = {output["OutputKey"]: output for output in created.get("Outputs", [])}
@@ -1168,8 +1190,23 @@ def test_every_stack_is_created_in_deploy_order_by_moto_cloudformation(moto_endp
             for output in outputs.values()
             if "ExportName" in output
         }
-        assert set(exported) == {name.replace("${EnvironmentName}", "covid") for name in exports_of(stack)}
+        assert set(exported) == {
+            export.replace("${EnvironmentName}", environment_name) for export in exports_of(stack)
+        }
         assert all(exported.values()), exported
+        if stack == "cluster":  # what deploy.sh reads and hands the services stack
+            assert outputs["DagsterServed"]["OutputValue"] == given["services"]["DagsterServed"]
+    return gaps
+
+
+@pytest.mark.slow
+def test_every_stack_is_created_in_deploy_order_by_moto_cloudformation(moto_endpoint):
+    import boto3
+
+    cloudformation = boto3.client("cloudformation")
+    certificate = boto3.client("acm").request_certificate(DomainName="covid.example.org")["CertificateArn"]
+    given = deploy_parameters(CERTIFICATE_ARN=certificate, DOMAIN_NAME="covid.example.org")
+    gaps = create_every_stack_in_moto("covid", given)
     # Every import names an export of an earlier stack (moto refuses a stack whose import has no
     # export; its ListImports answers 500, so the producer is checked here instead).
     exports = {export["Name"]: export for export in cloudformation.list_exports()["Exports"]}
@@ -1190,3 +1227,80 @@ def test_every_stack_is_created_in_deploy_order_by_moto_cloudformation(moto_endp
     # What moto could not do, and so what the helper changed (reported; docstring of the helper).
     print("moto gaps worked around:", json.dumps(gaps))
     assert gaps["network"]["Fn::Cidr"] == 8
+
+
+@pytest.mark.slow
+def test_without_a_certificate_every_stack_is_created_and_the_webserver_runs_unattached(moto_endpoint):
+    """The documented try-out mode: no listener forwards to Dagster's target group, which ECS refuses
+    to attach a service to (moto here refuses it too), so the webserver service is not attached."""
+    import boto3
+
+    given = deploy_parameters("trial")
+    assert given["services"]["DagsterServed"] == "false" and "CertificateArn" not in given["cluster"]
+    create_every_stack_in_moto("trial", given)
+    services = boto3.client("ecs").describe_services(
+        cluster="trial", services=["dagster-webserver", "metabase"]
+    )["services"]
+    assert [service["serviceName"] for service in services] == ["dagster-webserver", "metabase"]
+
+
+def test_moto_refuses_a_service_on_a_target_group_without_load_balancer(moto_endpoint):
+    """The rule the stand-in was taught (helpers/moto_cloudformation.py, make_strict), as ECS answers."""
+    import boto3
+
+    ec2, ecs = boto3.client("ec2"), boto3.client("ecs")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    group = boto3.client("elbv2").create_target_group(
+        Name=f"lonely-{os.urandom(3).hex()}", Protocol="HTTP", Port=3000, VpcId=vpc, TargetType="ip"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    cluster = ecs.create_cluster(clusterName=f"strict-{os.urandom(3).hex()}")["cluster"]["clusterName"]
+    definition = ecs.register_task_definition(
+        family="lonely", containerDefinitions=[{"name": "web", "image": "x", "memory": 512}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    with pytest.raises(
+        ecs.exceptions.InvalidParameterException, match="does not have an associated load balancer"
+    ):
+        ecs.create_service(
+            cluster=cluster,
+            serviceName="web",
+            taskDefinition=definition,
+            desiredCount=1,
+            loadBalancers=[{"targetGroupArn": group, "containerName": "web", "containerPort": 3000}],
+        )
+
+
+def test_moto_rolls_back_a_cluster_stack_created_before_the_service_linked_role(moto_endpoint):
+    """A fresh account: CreateCluster with capacity providers fails, the stack is left in
+    ROLLBACK_COMPLETE with the reason, and can then only be deleted."""
+    import boto3
+
+    iam, cloudformation = boto3.client("iam"), boto3.client("cloudformation")
+    for role in iam.list_roles(PathPrefix="/aws-service-role/ecs.amazonaws.com/")["Roles"]:
+        iam.delete_service_linked_role(RoleName=role["RoleName"])
+    try:
+        body = {
+            "Resources": {
+                "Cluster": {
+                    "Type": "AWS::ECS::Cluster",
+                    "Properties": {"ClusterName": "fresh", "CapacityProviders": ["FARGATE", "FARGATE_SPOT"]},
+                }
+            }
+        }
+        cloudformation.create_stack(StackName="fresh-cluster", TemplateBody=json.dumps(body))
+        (stack,) = cloudformation.describe_stacks(StackName="fresh-cluster")["Stacks"]
+        assert stack["StackStatus"] == "ROLLBACK_COMPLETE"
+        (failed,) = [
+            event
+            for event in cloudformation.describe_stack_events(StackName="fresh-cluster")["StackEvents"]
+            if event["ResourceStatus"] == "CREATE_FAILED"
+        ]
+        assert failed["LogicalResourceId"] == "Cluster"
+        assert "Unable to assume the service linked role" in failed["ResourceStatusReason"]
+        with pytest.raises(
+            cloudformation.exceptions.ClientError, match="ROLLBACK_COMPLETE state and can not be updated"
+        ):
+            cloudformation.update_stack(StackName="fresh-cluster", TemplateBody=json.dumps(body))
+        cloudformation.delete_stack(StackName="fresh-cluster")
+    finally:
+        with contextlib.suppress(iam.exceptions.InvalidInputException):
+            iam.create_service_linked_role(AWSServiceName="ecs.amazonaws.com")
