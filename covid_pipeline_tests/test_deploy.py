@@ -963,6 +963,49 @@ def test_the_cognito_user_pool_outlives_its_stack_and_its_replacement():
     assert pool["DeletionPolicy"] == pool["UpdateReplacePolicy"] == "Retain"
 
 
+# Fargate's task sizes (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size)
+FARGATE_SIZES = {
+    1024: range(2048, 8193, 1024),
+    2048: range(4096, 16385, 1024),
+    4096: range(8192, 30721, 1024),
+    8192: range(16384, 61441, 4096),
+}
+
+
+def test_run_task_sizes_are_the_ones_fargate_offers():
+    """A size Fargate does not offer is refused when the change set is made, not mid-update."""
+    services = template("services")
+    (assertion,) = services["Rules"]["RunMemoryIsAFargateSizeForRunCpu"]["Assertions"]
+    allowed = {
+        int(case["Fn::And"][0]["Fn::Equals"][1]): [
+            int(memory) for memory in case["Fn::And"][1]["Fn::Contains"][0]
+        ]
+        for case in assertion["Assert"]["Fn::Or"]
+    }
+    assert allowed == {cpu: list(sizes) for cpu, sizes in FARGATE_SIZES.items()}
+    parameters = services["Parameters"]
+    assert set(map(int, parameters["RunCpu"]["AllowedValues"])) == set(FARGATE_SIZES)
+    assert int(parameters["RunMemory"]["Default"]) in FARGATE_SIZES[int(parameters["RunCpu"]["Default"])]
+
+
+def test_the_defaults_hold_the_full_registry():
+    """The full registry, about 29M rows, by the defaults alone. Estimates until the 29M benchmark
+    replaces them (deploy/README.md, "Sizing"): covid.cases 1.9 GB measured at 8M rows, so ~7 GB."""
+    cases_gb = 7.0
+    indexes_gb = 0.4 * cases_gb
+    wal_gb = cases_gb + indexes_gb  # one load's WAL, kept until archived and replayed by the replica
+    rest_gb = 3.0  # marts, aggregates, rejects, Dagster's and Metabase's databases
+    swap_peak_gb = 2 * (cases_gb + indexes_gb) + wal_gb + rest_gb  # the old and the new copy side by side
+    database = template("database")["Parameters"]
+    assert database["AllocatedStorage"]["Default"] >= 2 * swap_peak_gb  # autoscaling is too late for a load
+    assert database["MaxAllocatedStorage"]["Default"] >= 2 * database["AllocatedStorage"]["Default"]
+    services = template("services")["Parameters"]
+    assert int(services["RunMemory"]["Default"]) >= 4 * 600  # the whole graph stays under 600 MB
+    assert int(services["RunCpu"]["Default"]) >= 2048  # reader/cleaner and COPY on a core each
+    image_gb, bare_csv_gb = 2.0, 6.0
+    assert services["RunEphemeralStorage"]["Default"] >= 1.5 * (image_gb + 2 * bare_csv_gb)
+
+
 def test_ci_stack_can_use_the_accounts_existing_github_provider():
     """Item 5: with GitHubOidcProviderArn the stack creates no provider and trusts the given one."""
     ci = template("ci")
