@@ -26,7 +26,8 @@ and nothing else, so that every stack is still created with `create_stack` over 
 Where moto accepts what AWS refuses and the deployment depends on the refusal, `make_strict` teaches
 it the rule (each cited there): a failed resource rolls its stack back to ROLLBACK_COMPLETE, ECS
 refuses a service on a target group with no load balancer and a cluster with capacity providers
-before its service-linked role exists.
+before its service-linked role exists. It also mends two moto bugs the deployment meets: a DBInstance
+gets its engine's port (moto: 3306 for all) as a string, and an updated task definition keeps ECS's keys.
 """
 
 import contextlib
@@ -132,8 +133,14 @@ def _rewrite(node: Any, values: dict[str, str], created_by_api: dict[str, str]) 
 
 
 def _create_secret(properties: dict, values: dict[str, str], created: dict) -> dict[str, str]:
-    """The secret CloudFormation would create, through moto's Secrets Manager API; its ARN."""
+    """The secret CloudFormation would create, through moto's Secrets Manager API; its ARN. One that
+    exists already is the stack's own, from its creation (the template is changed again on update)."""
     client = boto3.client("secretsmanager")
+    name = _resolve(properties["Name"], values)
+    try:
+        return {"Ref": client.describe_secret(SecretId=name)["ARN"]}
+    except client.exceptions.ResourceNotFoundException:
+        pass
     generate = properties.get("GenerateSecretString", {})
     password = client.get_random_password(
         PasswordLength=generate.get("PasswordLength", 32),
@@ -145,7 +152,7 @@ def _create_secret(properties: dict, values: dict[str, str], created: dict) -> d
         secret[generate["GenerateStringKey"]] = password
         password = json.dumps(secret)
     arn = client.create_secret(
-        Name=_resolve(properties["Name"], values),
+        Name=name,
         Description=properties.get("Description", ""),
         SecretString=password,
     )["ARN"]
@@ -153,8 +160,14 @@ def _create_secret(properties: dict, values: dict[str, str], created: dict) -> d
 
 
 def _create_user_pool(properties: dict, values: dict[str, str], created: dict) -> dict[str, str]:
-    pool = boto3.client("cognito-idp").create_user_pool(
-        PoolName=_resolve(properties["UserPoolName"], values),
+    client = boto3.client("cognito-idp")
+    name = _resolve(properties["UserPoolName"], values)
+    for pool in client.list_user_pools(MaxResults=60)["UserPools"]:  # the stack's own, on update
+        if pool["Name"] == name:
+            pool = client.describe_user_pool(UserPoolId=pool["Id"])["UserPool"]
+            return {"Ref": pool["Id"], "Arn": pool["Arn"]}
+    pool = client.create_user_pool(
+        PoolName=name,
         AdminCreateUserConfig={
             "AllowAdminCreateUserOnly": properties["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"]
         },
@@ -166,13 +179,20 @@ def _create_user_pool(properties: dict, values: dict[str, str], created: dict) -
 def _create_user_pool_domain(properties: dict, values: dict[str, str], created: dict) -> dict[str, str]:
     domain = _resolve(properties["Domain"], values)
     pool = created[properties["UserPoolId"]["Ref"]]["Ref"]
-    boto3.client("cognito-idp").create_user_pool_domain(Domain=domain, UserPoolId=pool)
+    client = boto3.client("cognito-idp")
+    if not client.describe_user_pool_domain(Domain=domain)["DomainDescription"]:
+        client.create_user_pool_domain(Domain=domain, UserPoolId=pool)
     return {"Ref": domain}
 
 
 def _create_user_pool_client(properties: dict, values: dict[str, str], created: dict) -> dict[str, str]:
-    client = boto3.client("cognito-idp").create_user_pool_client(
-        UserPoolId=created[properties["UserPoolId"]["Ref"]]["Ref"],
+    pool = created[properties["UserPoolId"]["Ref"]]["Ref"]
+    cognito = boto3.client("cognito-idp")
+    for existing in cognito.list_user_pool_clients(UserPoolId=pool, MaxResults=60)["UserPoolClients"]:
+        if existing["ClientName"] == properties["ClientName"]:
+            return {"Ref": existing["ClientId"]}
+    client = cognito.create_user_pool_client(
+        UserPoolId=pool,
         ClientName=properties["ClientName"],
         GenerateSecret=properties["GenerateSecret"],
         AllowedOAuthFlows=properties["AllowedOAuthFlows"],
@@ -438,3 +458,54 @@ def make_strict() -> None:
             ) from taken
 
     iam.IAMBackend.create_service_linked_role = linked_role
+
+    from moto.rds import models as rds
+
+    create_instance_from_template = rds.DBInstance.create_from_cloudformation_json.__func__
+
+    def instance_on_engines_port(cls, name, cloudformation_json, account_id, region_name, **kwargs):
+        """A DBInstance without Port listens on its engine's default (PostgreSQL: 5432), a read
+        replica on its source's (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-rds-dbinstance.html,
+        Port); moto's template path gives every engine MySQL's 3306."""
+        properties = cloudformation_json["Properties"]
+        if "Port" not in properties:
+            source = properties.get("SourceDBInstanceIdentifier")
+            if source:
+                port = rds.rds_backends[account_id][region_name].describe_db_instances(source)[0].port
+            else:
+                port = rds.DBInstance.default_port(properties.get("Engine", ""))
+            cloudformation_json = {**cloudformation_json, "Properties": {**properties, "Port": port}}
+        return create_instance_from_template(
+            cls, name, cloudformation_json, account_id, region_name, **kwargs
+        )
+
+    rds.DBInstance.create_from_cloudformation_json = classmethod(instance_on_engines_port)
+
+    attribute = rds.DBInstance.get_cfn_attribute
+
+    def attribute_as_cloudformation_gives_it(instance, name):
+        """Fn::GetAtt of a DBInstance's Endpoint.Port is a string (moto: an int, which an SSM
+        parameter then holds as a number)."""
+        value = attribute(instance, name)
+        return str(value) if name == "Endpoint.Port" else value
+
+    rds.DBInstance.get_cfn_attribute = attribute_as_cloudformation_gives_it
+
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+
+    update_definition_from_template = ecs.TaskDefinition.update_from_cloudformation_json.__func__
+
+    def definition_updated_as_created(cls, **kwargs):
+        """An updated task definition's containers in ECS's own (camelCase) keys, as moto's create
+        path registers them; its update path registers the template's PascalCase keys, which
+        DescribeTaskDefinition then drops."""
+        template = kwargs["cloudformation_json"]
+        properties = template["Properties"]
+        containers = remap_nested_keys(properties.get("ContainerDefinitions", []), pascal_to_camelcase)
+        kwargs["cloudformation_json"] = {
+            **template,
+            "Properties": {**properties, "ContainerDefinitions": containers},
+        }
+        return update_definition_from_template(cls, **kwargs)
+
+    ecs.TaskDefinition.update_from_cloudformation_json = classmethod(definition_updated_as_created)
