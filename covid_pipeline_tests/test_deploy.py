@@ -467,7 +467,6 @@ def rds(tmp_path):
         tmp_path / "rds", authority, master, replica, "covid_admin", MASTER_PASSWORD, "dagster"
     ) as rds:
         rds.start()
-        rds.authority = authority
         yield rds
 
 

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,6 +98,7 @@ class Rehearsal:
             ("metabase_reader on the replica", self.reader_on_replica),
             ("deploy.sh rotate dagster", self.rotate),
         ]
+        self.notes: list[str] = []  # what passed, but not as the deployment will be
         self.rds = None
         self.fargate = None
         self.moto = None
@@ -134,14 +136,15 @@ class Rehearsal:
         image = Image(extra_paths={IMAGE_CA_BUNDLE: self.authority.bundle})
         self.fargate = Fargate(self.folder / "tasks", image, REPOSITORY, {}, tls_environment=VERIFY_FULL)
         self.fargate.install()
-        # deploy.sh's tools: the AWS CLI (moto's endpoint from AWS_ENDPOINT_URL), with `cloudformation
-        # deploy` done for moto; docker and git stand-ins (docker.py; the working tree as it is).
+        # deploy.sh's tools: the AWS CLI (moto's endpoint from AWS_ENDPOINT_URL; `cloudformation deploy`
+        # done for moto), started once (aws.py); docker and git stand-ins (docker.py; the working
+        # tree as it is).
         tools = self.folder / "bin"
         tools.mkdir(parents=True)
         python = sys.executable
+        self.aws_socket = Path(tempfile.mkdtemp(prefix="aws-")) / "cli.sock"  # short: a socket path
         scripts = {
-            "aws": f'#!/bin/sh\nif [ "$1" = cloudformation ] && [ "$2" = deploy ]; then\n  shift 2\n'
-            f'  exec "{python}" -m deploy.rehearsal.cloudformation "$@"\nfi\nexec "{python}" -m awscli "$@"\n',
+            "aws": f'#!/bin/sh\nexec "{python}" -m deploy.rehearsal.aws "$@"\n',
             "docker": f'#!/bin/sh\nexec "{python}" -m deploy.rehearsal.docker "$@"\n',
             "git": f'#!/bin/sh\ncase "$*" in *"status --porcelain"*) exit 0 ;; esac\nexec "{shutil.which("git")}" "$@"\n',
         }
@@ -185,19 +188,30 @@ class Rehearsal:
             "REHEARSAL_DECODED_TEMPLATES": str(decoded),
             "REHEARSAL_DOCKER_STATE": str(self.folder),
             "TMPDIR": str(self.folder / "tmp"),
+            "REHEARSAL_AWS_SOCKET": str(self.aws_socket),
             # What the README's first deployment sets; no certificate: the documented try-out mode.
             "ALB_INGRESS_CIDR": "203.0.113.0/24",
             "DOCKER_HUB_CREDENTIALS_ARN": hub,
             "METABASE_IMAGE_DIGEST": "sha256:" + "5" * 64,
         }
         (self.folder / "tmp").mkdir()
+        self.aws = subprocess.Popen(
+            [python, "-m", "deploy.rehearsal.aws", "serve", str(self.aws_socket)],
+            env=self.environment,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if self.aws.stdout.readline().strip() != "ready":
+            raise RuntimeError("the AWS CLI's zygote did not start")
 
     def tear_down(self) -> None:
         for stop in (
+            lambda: self.aws.terminate(),
             lambda: self.fargate.stop(),
             lambda: self.rds.stop(),
             lambda: self.sources.__exit__(None, None, None),
             lambda: self.moto.stop(),
+            lambda: shutil.rmtree(self.aws_socket.parent),
         ):
             with contextlib.suppress(Exception):
                 stop()
@@ -308,6 +322,7 @@ class Rehearsal:
 
     def first_deploy(self) -> str:
         result = self.deploy("first-deploy")
+        self.fargate.wait_idle()
         if result.returncode:
             raise StepFailed(
                 f"deploy.sh first-deploy exited {result.returncode}:\n{tail(result.stderr)}\n{self.failed_tasks()}"
@@ -327,6 +342,9 @@ class Rehearsal:
         return self.service("dagster-webserver").ports[3000]
 
     def services_alive(self) -> str | None:
+        if self.fargate.errors:
+            return "the Fargate stand-in failed:\n" + "\n".join(self.fargate.errors)
+        self.fargate.wait_idle()
         for name in ("dagster-webserver", "dagster-daemon"):
             task = self.fargate.services.get(name)
             if task is None:
@@ -386,8 +404,12 @@ class Rehearsal:
         if run["status"] != "SUCCESS":
             log = tail(task.tail(), 60) if task else tail(self.service("dagster-daemon").tail(), 60)
             raise StepFailed(f"run {run['runId']} ended {run['status']}:\n{log}")
-        if task is None or task.container != "run" or task.exit_code != 0:
+        if task is None or task.container != "run":
             raise StepFailed(f"run {run['runId']} did not run as an ECS task of the run definition: {tags}")
+        if self.fargate.wait(task.arn, 120).exit_code != 0:  # the worker exits once it has said SUCCESS
+            raise StepFailed(
+                f"run {run['runId']}'s task stopped with exit code {task.exit_code}:\n{tail(task.tail())}"
+            )
         nodes = graphql(
             self.webserver_port(),
             "{ assetNodes { assetKey { path } assetMaterializations(limit: 1) { runId } } }",
@@ -408,6 +430,20 @@ class Rehearsal:
             }
         if owners != {"covid_pipeline"}:
             raise StepFailed(f"the warehouse's tables are owned by {owners}, not the covid_pipeline login")
+        if self.fargate.given_tls:
+            self.notes.append(
+                f"the task definitions of {', '.join(sorted(self.fargate.given_tls))} do not set PGSSLROOTCERT: "
+                "the rehearsal gave them PGSSLMODE=verify-full and PGSSLROOTCERT (its CA) as they will"
+            )
+        url = boto3.client("ssm").get_parameter(Name=f"/{ENVIRONMENT}/env/COVID_DATABASE_URL")["Parameter"][
+            "Value"
+        ]
+        mode = re.search(r"sslmode=([a-z-]+)", url)
+        if mode and mode.group(1) != "verify-full":
+            self.notes.append(
+                f"COVID_DATABASE_URL in Parameter Store says sslmode={mode.group(1)}, which wins over PGSSLMODE: "
+                "the warehouse's connection does not verify the server"
+            )
         return (
             f"run {run['runId'][:8]} SUCCESS as task {task.arn.rsplit('/', 1)[-1][:8]}: {len(nodes)} assets"
         )
@@ -491,8 +527,9 @@ class Rehearsal:
         self.connect(self.master, "dagster", new, "dagster").close()
 
         def restarted():
+            self.fargate.wait_idle()
             return all(
-                name in self.fargate.services and self.fargate.services[name].process.pid != pid
+                (task := self.fargate.services.get(name)) and task.process and task.process.pid != pid
                 for name, pid in before.items()
             )
 
@@ -535,6 +572,8 @@ class Rehearsal:
                 say(f"ok {title} ({time.monotonic() - started:.1f} s){': ' + detail if detail else ''}")
         finally:
             self.tear_down()
+        for note in self.notes:
+            say(f"note: {note}")
         say(f"rehearsal passed: {len(self.steps)} steps in {time.monotonic() - began:.0f} s")
         return True
 

@@ -31,6 +31,7 @@ the pipeline's (Metabase's, from Docker Hub through ECR's cache) is not run here
 
 import json
 import os
+import queue
 import re
 import shutil
 import socket
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,7 +145,11 @@ class Fargate:
         self.not_run: dict[str, str] = {}  # service -> why
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="fargate", daemon=True)
+        self.errors: list[str] = []  # what went wrong in the stand-in itself
+        # ECS's work (start a task, reconcile the services) in the order moto was asked for it.
+        self._work: queue.Queue = queue.Queue()
+        self._worker = threading.Thread(target=self._do_work, name="fargate-work", daemon=True)
+        self._watcher = threading.Thread(target=self._watch, name="fargate-watch", daemon=True)
 
     # --- hooks into moto's ECS ------------------------------------------------------------------
 
@@ -177,7 +183,7 @@ class Fargate:
                 *rest,
             )
             for task in tasks:
-                threading.Thread(target=fargate._start_task, args=(backend, task), daemon=True).start()
+                fargate._work.put((fargate._start_task, backend, task))
             return tasks
 
         ecs.EC2ContainerServiceBackend.run_task = run_task_on_fargate
@@ -197,11 +203,26 @@ class Fargate:
 
             def changed(backend, *args, _original=original, **kwargs):
                 result = _original(backend, *args, **kwargs)
-                threading.Thread(target=fargate.reconcile, args=(backend,), daemon=True).start()
+                fargate._work.put((fargate.reconcile, backend))
                 return result
 
             setattr(ecs.EC2ContainerServiceBackend, name, changed)
+        self._worker.start()
         self._watcher.start()
+
+    def _do_work(self) -> None:
+        while True:
+            function, *arguments = self._work.get()
+            try:
+                function(*arguments)
+            except Exception:
+                self.errors.append(traceback.format_exc())
+            finally:
+                self._work.task_done()
+
+    def wait_idle(self) -> None:
+        """Until every task start and service change asked of moto so far is done."""
+        self._work.join()
 
     # --- tasks ----------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ endpoint's DNS name is resolved by the clients' libpq through PGHOSTADDR (see `E
 import contextlib
 import os
 import random
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -63,8 +64,6 @@ def _run(*command: str, **kwargs) -> None:
 
 def _owned_by_server(*paths: Path) -> None:
     if SERVER_USER:
-        import shutil
-
         from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
 
         ensure_user_exists(SERVER_USER)
@@ -127,6 +126,7 @@ class Server:
         self.front.stop()
         if (self.data / "postmaster.pid").exists():
             _run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
     def admin(self, database: str = "postgres") -> psycopg.Connection:
         """A connection as RDS's own superuser, on the unix socket (no client of the deployment can)."""
