@@ -50,7 +50,7 @@ class StepFailed(Exception):
 
 
 def tail(text: str, lines: int = 25) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
 
 def graphql(port: int, query: str) -> dict:

@@ -339,7 +339,7 @@ class Fargate:
 
     def _stopped(self, process: TaskProcess, exit_code: int | None, reason: str, code: str) -> None:
         """The moto task as ECS shows a stopped one."""
-        process.exit_code = exit_code
+        process.exit_code, process.stopped_reason = exit_code, reason
         task = process.moto_task
         if task is None:
             return
