@@ -472,18 +472,7 @@ def rds(tmp_path):
 
 def connect_to(rds, database: str, login: str, password: str) -> psycopg.Connection:
     """As a task connects: the endpoint's name, TLS verified against the CA bundle, a password."""
-    endpoint = rds.master.endpoint
-    return psycopg.connect(
-        host=endpoint.host,
-        hostaddr=endpoint.address,
-        port=endpoint.port,
-        dbname=database,
-        user=login,
-        password=password,
-        sslmode="verify-full",
-        sslrootcert=str(rds.authority.bundle),
-        autocommit=True,
-    )
+    return rds.connect(rds.master.endpoint, login, password, database)
 
 
 def init_task_environment(rds, passwords: dict[str, str]) -> dict[str, str]:

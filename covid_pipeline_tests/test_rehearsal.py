@@ -63,19 +63,10 @@ def rds(tmp_path):
         yield rds
 
 
-def connect(rds, endpoint, **options) -> psycopg.Connection:
-    settings = {
-        "host": endpoint.host,
-        "hostaddr": endpoint.address,
-        "port": endpoint.port,
-        "user": "covid_admin",
-        "password": "master-pw",
-        "dbname": "dagster",
-        "sslmode": "verify-full",
-        "sslrootcert": str(rds.authority.bundle),
-        "autocommit": True,
-    }
-    return psycopg.connect(**(settings | options))
+def connect(
+    rds, endpoint, login: str = "covid_admin", password: str = "master-pw", **options
+) -> psycopg.Connection:
+    return rds.connect(endpoint, login, password, "dagster", **options)
 
 
 def test_the_rds_stand_in_refuses_what_rds_refuses(rds):
@@ -97,7 +88,7 @@ def test_the_rds_stand_in_refuses_what_rds_refuses(rds):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         connect(rds, rds.master.endpoint, password="wrong")
     with pytest.raises(psycopg.OperationalError):  # RDS's own superuser never logs in from outside
-        connect(rds, rds.master.endpoint, user="rdsadmin")
+        connect(rds, rds.master.endpoint, login="rdsadmin")
     rds.wait_for_replica()
     with connect(rds, rds.replica.endpoint) as conn:
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)

@@ -239,21 +239,6 @@ class Rehearsal:
         value = boto3.client("secretsmanager").get_secret_value(SecretId=f"{ENVIRONMENT}/database/{name}")
         return json.loads(value["SecretString"])
 
-    def connect(self, endpoint, login: str, password: str, database: str) -> psycopg.Connection:
-        """As the deployment connects: by the endpoint's name, TLS verified with the CA bundle."""
-        return psycopg.connect(
-            host=endpoint.host,
-            hostaddr=endpoint.address,
-            port=endpoint.port,
-            user=login,
-            password=password,
-            dbname=database,
-            sslmode="verify-full",
-            sslrootcert=str(self.authority.bundle),
-            autocommit=True,
-            connect_timeout=10,
-        )
-
     def failed_tasks(self) -> str:
         return "\n".join(
             f"task {task.container} stopped (exit {task.exit_code}, {task.stopped_reason}); its log:\n{tail(task.tail())}"
@@ -473,7 +458,7 @@ class Rehearsal:
     def reader_on_replica(self) -> str:
         self.rds.wait_for_replica()
         password = self.secret("metabase-reader")["password"]
-        with self.connect(self.replica, "metabase_reader", password, "covid") as conn:
+        with self.rds.connect(self.replica, "metabase_reader", password, "covid") as conn:
             if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
                 raise StepFailed("the replica is not a standby")
             relations = conn.execute(
@@ -522,9 +507,9 @@ class Rehearsal:
         if new == old:
             raise StepFailed("the secret still holds the old password")
         with contextlib.suppress(psycopg.OperationalError):
-            self.connect(self.master, "dagster", old, "dagster").close()
+            self.rds.connect(self.master, "dagster", old, "dagster").close()
             raise StepFailed("the old password still logs in")
-        self.connect(self.master, "dagster", new, "dagster").close()
+        self.rds.connect(self.master, "dagster", new, "dagster").close()
 
         def restarted():
             self.fargate.wait_idle()

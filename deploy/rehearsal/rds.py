@@ -240,6 +240,24 @@ class RdsInstance:
         with self.replica.admin() as conn:
             assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0], "the replica is no standby"
 
+    def connect(
+        self, endpoint: Endpoint, login: str, password: str, database: str, **options
+    ) -> psycopg.Connection:
+        """As the deployment connects: by the endpoint's name, TLS verified against the CA bundle."""
+        settings = {
+            "host": endpoint.host,
+            "hostaddr": endpoint.address,
+            "port": endpoint.port,
+            "user": login,
+            "password": password,
+            "dbname": database,
+            "sslmode": "verify-full",
+            "sslrootcert": str(self.authority.bundle),
+            "autocommit": True,
+            "connect_timeout": 10,
+        }
+        return psycopg.connect(**(settings | options))
+
     def wait_for_replica(self, seconds: float = 60) -> None:
         """Until the replica has replayed everything the master has written so far."""
         with self.master.admin() as conn:
