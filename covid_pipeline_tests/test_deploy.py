@@ -772,7 +772,7 @@ def test_deploy_script_hands_the_services_stack_its_role_and_the_metabase_digest
     digest = "sha256:" + "0" * 64
     run = deploy_script(
         "services 0123abc",
-        'answer() { case "$*" in *DagsterServed*) echo true ;; esac; }',
+        'answer() { case "$*" in *LoadBalancerHttps*) echo true ;; esac; }',
         SERVICES_STACK_ROLE_ARN="arn:aws:iam::123456789012:role/covid/services",
         METABASE_IMAGE_DIGEST=digest,
     )
@@ -782,7 +782,7 @@ def test_deploy_script_hands_the_services_stack_its_role_and_the_metabase_digest
     assert parameters_of(call) == {
         "EnvironmentName": "covid",
         "ImageTag": "0123abc",
-        "DagsterServed": "true",
+        "LoadBalancerHttps": "true",
         "MetabaseImageDigest": digest,
     }
 
@@ -875,7 +875,7 @@ FIRST_DEPLOY_ANSWERS = """answer() {
     case "$*" in
         *describe-stacks*StackStatus*) echo CREATE_COMPLETE ;;
         *describe-stacks*RepositoryUri*) echo 123456789012.dkr.ecr.us-east-1.amazonaws.com/covid/pipeline ;;
-        *describe-stacks*DagsterServed*) echo false ;;
+        *describe-stacks*LoadBalancerHttps*) echo false ;;
         "ecr describe-images"*) return 254 ;; # not pushed yet
         "ecs describe-tasks"*) echo 0 ;;
         *describe-stacks*) echo value ;;
@@ -1159,11 +1159,11 @@ def deploy_parameters(environment_name: str = "covid", **settings: str) -> dict[
         "METABASE_IMAGE_DIGEST": "sha256:" + "ab" * 32,
         **settings,
     }
-    # The cluster stack's output DagsterServed, as the template computes it (checked on moto below).
+    # The cluster stack's output LoadBalancerHttps, as the template computes it (checked on moto below).
     served = "true" if settings.get("CERTIFICATE_ARN") else "false"
     run = deploy_script(
         "main infra; main ci my-org/covid-pipeline; main services 0123abc WebserverCount=0 DaemonCount=0 MetabaseCount=0",
-        f'answer() {{ case "$*" in *DagsterServed*) echo {served} ;; esac; }}',
+        f'answer() {{ case "$*" in *LoadBalancerHttps*) echo {served} ;; esac; }}',
         **environment,
     )
     assert run.result.returncode == 0, run.result.stderr
@@ -1226,7 +1226,7 @@ def create_every_stack_in_moto(environment_name: str, given: dict[str, dict[str,
         }
         assert all(exported.values()), exported
         if stack == "cluster":  # what deploy.sh reads and hands the services stack
-            assert outputs["DagsterServed"]["OutputValue"] == given["services"]["DagsterServed"]
+            assert outputs["LoadBalancerHttps"]["OutputValue"] == given["services"]["LoadBalancerHttps"]
     return gaps
 
 
@@ -1267,7 +1267,7 @@ def test_without_a_certificate_every_stack_is_created_and_the_webserver_runs_una
     import boto3
 
     given = deploy_parameters("trial")
-    assert given["services"]["DagsterServed"] == "false" and "CertificateArn" not in given["cluster"]
+    assert given["services"]["LoadBalancerHttps"] == "false" and "CertificateArn" not in given["cluster"]
     create_every_stack_in_moto("trial", given)
     services = boto3.client("ecs").describe_services(
         cluster="trial", services=["dagster-webserver", "metabase"]

@@ -223,16 +223,16 @@ image() {
 }
 
 services() { # TAG [Key=Value ...]
-    local tag="${1:-}" served
+    local tag="${1:-}" https
     [[ "$tag" =~ ^[A-Za-z0-9._-]{1,128}$ ]] || die "services needs an image tag (a commit SHA)"
     shift
-    # Whether a listener forwards to Dagster (only with a certificate): ECS attaches no service to a
-    # target group nothing forwards to.
-    served="$(stack_output cluster DagsterServed)"
-    [[ "$served" == true || "$served" == false ]] ||
-        die "the cluster stack has no DagsterServed output: run deploy/deploy.sh infra first"
+    # Whether the load balancer has HTTPS: only then does a listener forward to Dagster, and ECS
+    # attaches no service to a target group nothing forwards to.
+    https="$(stack_output cluster LoadBalancerHttps)"
+    [[ "$https" == true || "$https" == false ]] ||
+        die "the cluster stack has no LoadBalancerHttps output: run deploy/deploy.sh infra first"
     # The digest is kept from the previous deployment unless METABASE_IMAGE_DIGEST is set.
-    deploy_stack services "ImageTag=$tag" "DagsterServed=$served" \
+    deploy_stack services "ImageTag=$tag" "LoadBalancerHttps=$https" \
         ${METABASE_IMAGE_DIGEST:+"MetabaseImageDigest=$METABASE_IMAGE_DIGEST"} "$@"
     log "running image $tag; Dagster at https://${DOMAIN_NAME:-<DomainName>}/dagster (HTTPS only)"
 }

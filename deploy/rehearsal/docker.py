@@ -37,8 +37,8 @@ def build(arguments: list[str]) -> int:
         )
         return 1
     text = re.sub(r"\\\n", " ", dockerfile.read_text())
-    for sources in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
-        for source in sources.split():
+    for sources in re.findall(r"^COPY (?!.*--from)(.+) \S+$", text, re.MULTILINE):
+        for source in (word for word in sources.split() if not word.startswith("--")):
             if not (context / source).exists():
                 print(f'ERROR: failed to compute cache key: "/{source}": not found', file=sys.stderr)
                 return 1

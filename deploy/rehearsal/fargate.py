@@ -71,8 +71,8 @@ class Image:
             if instruction == "ENV":
                 for name, value in re.findall(r"(\w+)=(\S+)", rest):
                     self.env[name] = value
-            elif instruction == "COPY" and not rest.startswith("--from"):
-                *sources, destination = rest.split()
+            elif instruction == "COPY" and "--from" not in rest:
+                *sources, destination = [word for word in rest.split() if not word.startswith("--")]
                 for source in sources:
                     target = destination + Path(source).name if destination.endswith("/") else destination
                     self.copied[target] = ROOT / source
