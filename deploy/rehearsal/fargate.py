@@ -23,6 +23,8 @@ What a container cannot be here, and how the stand-in makes up for it (`Image.lo
 - awsvpc gives each task its own address: here a container port is mapped to a free port on
   127.0.0.1 (`--host 0.0.0.0` becomes 127.0.0.1, the container port the mapped one);
 - DNS: the environment gets libpq's PGHOSTADDR for the RDS endpoint (`extra_environment`).
+- TLS: a container whose definition does not set PGSSLROOTCERT yet gets `tls_environment`
+  (PGSSLMODE=verify-full with the rehearsal's CA), as the task definitions will set it.
 
 Services run one task each (whatever their desired count above 0), restarted on a new task
 definition or a forced deployment, stopped at a desired count of 0; a service whose image is not
