@@ -68,6 +68,9 @@ def warehouse_url(database_url) -> str:
 def moto_endpoint() -> str:
     from moto.server import ThreadedMotoServer
 
+    from covid_pipeline_tests.helpers.moto_cloudformation import make_strict
+
+    make_strict()  # refuses what AWS refuses where the deployment depends on it (see the helper)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

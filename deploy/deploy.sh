@@ -19,20 +19,73 @@
 # OIDC provider instead of Cognito), CREATE_INTERFACE_ENDPOINTS (default false),
 # GITHUB_OIDC_PROVIDER_ARN (optional: the account's existing GitHub provider), METABASE_IMAGE_DIGEST
 # (required by the first `services`), SERVICES_STACK_ROLE_ARN (optional: found in the ci stack otherwise).
+# The settings above (but SERVICES_STACK_ROLE_ARN) are kept in deploy/environments/<ENVIRONMENT_NAME>.env
+# (DEPLOY_SETTINGS_FILE to keep them elsewhere): a variable set in the environment, even to "", wins
+# and is written there once a stack deployed; one unset is read from there; a parameter whose
+# setting is in neither place is not passed, so its stack keeps its current value.
 # Runs on bash 3.2 (macOS): no empty "${array[@]}" under set -u, no bash 4 features.
 set -euo pipefail
 
 ENVIRONMENT_NAME="${ENVIRONMENT_NAME:-covid}"
-HERE="$(cd "$(dirname "$0")" && pwd)"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" # also when sourced
 TEMPLATES="$HERE/cloudformation"
 ROOT="$(dirname "$HERE")"
 # The order stacks are created in: each one imports only exports of the ones before it.
 STACK_ORDER=(network bastion storage registry database cluster ci services)
 INFRA_STACKS=(network bastion storage registry database cluster)
 
+# What deploy/environments/<env>.env may hold: where and how an environment is deployed, no secret.
+SETTINGS=(ALB_INGRESS_CIDR DOCKER_HUB_CREDENTIALS_ARN CERTIFICATE_ARN DOMAIN_NAME OIDC_ISSUER
+    OIDC_AUTHORIZATION_ENDPOINT OIDC_TOKEN_ENDPOINT OIDC_USER_INFO_ENDPOINT OIDC_CLIENT_ID
+    OIDC_CLIENT_SECRET_NAME CREATE_INTERFACE_ENDPOINTS GITHUB_OIDC_PROVIDER_ARN METABASE_IMAGE_DIGEST)
+SETTINGS_FILE="${DEPLOY_SETTINGS_FILE:-$HERE/environments/$ENVIRONMENT_NAME.env}"
+
 log() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'deploy.sh: %s\n' "$*" >&2; exit 1; }
 stack_name() { printf '%s-%s' "$ENVIRONMENT_NAME" "$1"; }
+is_set() { [[ -n "${!1+set}" ]]; } # the variable named $1 is set, even to ""
+
+# Each SETTING=value line of the settings file whose variable the environment does not set.
+load_settings() {
+    local line key known setting number=0
+    [[ -f "$SETTINGS_FILE" ]] || return 0
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        number=$((number + 1))
+        [[ -z "$line" || "$line" == "#"* ]] && continue
+        key="${line%%=*}"
+        known=""
+        for setting in "${SETTINGS[@]}"; do
+            [[ "$key" != "$setting" ]] || known=yes
+        done
+        [[ "$line" == *=* && -n "$known" ]] ||
+            die "$SETTINGS_FILE line $number: expected SETTING=value, SETTING one of ${SETTINGS[*]}"
+        is_set "$key" || export "$key=${line#*=}"
+    done <"$SETTINGS_FILE"
+}
+
+# Every setting in force, into the settings file (once a stack deployed with them).
+save_settings() {
+    local setting
+    mkdir -p "$(dirname "$SETTINGS_FILE")"
+    {
+        printf '# Settings of environment %s, kept by deploy/deploy.sh (see deploy/README.md).\n' \
+            "$ENVIRONMENT_NAME"
+        for setting in "${SETTINGS[@]}"; do
+            if is_set "$setting"; then
+                printf '%s=%s\n' "$setting" "${!setting}"
+            fi
+        done
+    } >"$SETTINGS_FILE.new"
+    mv "$SETTINGS_FILE.new" "$SETTINGS_FILE"
+}
+
+# Key=Value when the setting is known (environment or settings file); nothing otherwise, so that the
+# stack keeps its current value (`aws cloudformation deploy` sends UsePreviousValue for it).
+parameter() { # Key SETTING
+    if is_set "$2"; then
+        printf '%s=%s\n' "$1" "${!2}"
+    fi
+}
 
 stack_output() { # stack output-key
     aws cloudformation describe-stacks --stack-name "$(stack_name "$1")" \
@@ -43,9 +96,30 @@ stack_exists() {
     aws cloudformation describe-stacks --stack-name "$(stack_name "$1")" >/dev/null 2>&1
 }
 
+stack_status() { # stack: its status, nothing when it does not exist
+    aws cloudformation describe-stacks --stack-name "$(stack_name "$1")" \
+        --query 'Stacks[0].StackStatus' --output text 2>/dev/null || true
+}
+
+# A stack whose creation failed is left in ROLLBACK_COMPLETE, which CloudFormation can only delete.
+refuse_rolled_back() { # stack
+    local name reason
+    name="$(stack_name "$1")"
+    [[ "$(stack_status "$1")" == ROLLBACK_COMPLETE ]] || return 0
+    # Events are newest first: the last CREATE_FAILED is the first failure, the cause.
+    reason="$(aws cloudformation describe-stack-events --stack-name "$name" \
+        --query "StackEvents[?ResourceStatus=='CREATE_FAILED'] | [-1].[LogicalResourceId, ResourceStatusReason]" \
+        --output text 2>/dev/null || true)"
+    die "stack $name failed to create and was rolled back (ROLLBACK_COMPLETE${reason:+: $reason})." \
+        "CloudFormation cannot update such a stack: delete it, then run this command again:" \
+        "aws cloudformation delete-stack --stack-name $name &&" \
+        "aws cloudformation wait stack-delete-complete --stack-name $name"
+}
+
 deploy_stack() { # stack [Key=Value ...]
     local stack="$1"
     shift
+    refuse_rolled_back "$stack"
     # CloudFormation updates the services stack with its own role: the caller needs no ECS/IAM
     # rights. (An array that may be empty cannot be expanded under set -u by bash 3.2.)
     local role_option="" role_arn=""
@@ -61,25 +135,45 @@ deploy_stack() { # stack [Key=Value ...]
         --no-fail-on-empty-changeset \
         --tags "application=covid-pipeline" "environment=$ENVIRONMENT_NAME" \
         ${role_option:+"$role_option" "$role_arn"} \
-        --parameter-overrides "EnvironmentName=$ENVIRONMENT_NAME" "$@"
+        --parameter-overrides "EnvironmentName=$ENVIRONMENT_NAME" "$@" || {
+        refuse_rolled_back "$stack"
+        die "stack $(stack_name "$stack") was not deployed (see the error above)"
+    }
+    save_settings
 }
 
 # The parameters `infra` gives each stack beyond EnvironmentName, one Key=Value a line.
 infra_parameters() { # stack
     case "$1" in
         network)
-            printf '%s\n' "AlbIngressCidr=$ALB_INGRESS_CIDR" \
-                "CreateInterfaceEndpoints=${CREATE_INTERFACE_ENDPOINTS:-false}"
+            parameter AlbIngressCidr ALB_INGRESS_CIDR
+            parameter CreateInterfaceEndpoints CREATE_INTERFACE_ENDPOINTS
             ;;
-        registry) printf '%s\n' "DockerHubCredentialsArn=$DOCKER_HUB_CREDENTIALS_ARN" ;;
+        registry) parameter DockerHubCredentialsArn DOCKER_HUB_CREDENTIALS_ARN ;;
         cluster)
-            printf '%s\n' "CertificateArn=${CERTIFICATE_ARN:-}" "DomainName=${DOMAIN_NAME:-}" \
-                "OidcIssuer=${OIDC_ISSUER:-}" "OidcAuthorizationEndpoint=${OIDC_AUTHORIZATION_ENDPOINT:-}" \
-                "OidcTokenEndpoint=${OIDC_TOKEN_ENDPOINT:-}" "OidcUserInfoEndpoint=${OIDC_USER_INFO_ENDPOINT:-}" \
-                "OidcClientId=${OIDC_CLIENT_ID:-}" "OidcClientSecretName=${OIDC_CLIENT_SECRET_NAME:-}"
+            parameter CertificateArn CERTIFICATE_ARN
+            parameter DomainName DOMAIN_NAME
+            parameter OidcIssuer OIDC_ISSUER
+            parameter OidcAuthorizationEndpoint OIDC_AUTHORIZATION_ENDPOINT
+            parameter OidcTokenEndpoint OIDC_TOKEN_ENDPOINT
+            parameter OidcUserInfoEndpoint OIDC_USER_INFO_ENDPOINT
+            parameter OidcClientId OIDC_CLIENT_ID
+            parameter OidcClientSecretName OIDC_CLIENT_SECRET_NAME
             ;;
         *) ;;
     esac
+}
+
+# ECS needs its service-linked role to create a cluster with capacity providers. On a fresh account
+# it does not exist yet: CloudFormation's CreateCluster fails ("Unable to assume the service linked
+# role") and leaves the stack in ROLLBACK_COMPLETE. Created first, once per account.
+ecs_service_linked_role() {
+    local answer
+    if answer="$(aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com 2>&1 >/dev/null)"; then
+        log "created the ECS service-linked role AWSServiceRoleForECS"
+    elif [[ "$answer" != *"has been taken"* && "$answer" != *"already exists"* ]]; then
+        die "could not create the ECS service-linked role: $answer"
+    fi
 }
 
 infra() {
@@ -87,6 +181,7 @@ infra() {
     [[ -n "${DOCKER_HUB_CREDENTIALS_ARN:-}" ]] ||
         die "set DOCKER_HUB_CREDENTIALS_ARN (secret ecr-pullthroughcache/..., see deploy/README.md)"
     [[ -z "${CERTIFICATE_ARN:-}" || -n "${DOMAIN_NAME:-}" ]] || die "CERTIFICATE_ARN needs DOMAIN_NAME"
+    ecs_service_linked_role
     local stack line
     for stack in "${INFRA_STACKS[@]}"; do
         # bash 3.2 has no mapfile: collect the lines as positional parameters ("$@" may be empty).
@@ -98,7 +193,9 @@ infra() {
     done
 }
 
-image() {
+# Builds and pushes the image of HEAD unless ECR has it, and sets IMAGE_TAG. Never call it inside a
+# command substitution: bash runs that without `set -e`, and a failed build would still give a tag.
+build_image() {
     local repository registry tag
     repository="$(stack_output registry RepositoryUri)"
     registry="${repository%%/*}"
@@ -110,20 +207,33 @@ image() {
     else
         log "image $repository:$tag"
         # (stdout carries only the tag: the tools' output goes to stderr)
-        aws ecr get-login-password | docker login --username AWS --password-stdin "$registry" >&2
+        aws ecr get-login-password | docker login --username AWS --password-stdin "$registry" >&2 ||
+            die "docker could not log in to $registry: nothing was deployed"
         # The tasks are X86_64: from an arm64 machine (Apple silicon) build for them, not for it.
-        docker build --platform linux/amd64 --file "$ROOT/docker/Dockerfile" --tag "$repository:$tag" "$ROOT" >&2
-        docker push "$repository:$tag" >&2
+        docker build --platform linux/amd64 --file "$ROOT/docker/Dockerfile" --tag "$repository:$tag" "$ROOT" >&2 ||
+            die "the image build failed: nothing was deployed"
+        docker push "$repository:$tag" >&2 || die "pushing $repository:$tag failed: nothing was deployed"
     fi
-    printf '%s\n' "$tag"
+    IMAGE_TAG="$tag"
+}
+
+image() {
+    build_image
+    printf '%s\n' "$IMAGE_TAG"
 }
 
 services() { # TAG [Key=Value ...]
-    local tag="${1:-}"
+    local tag="${1:-}" https
     [[ "$tag" =~ ^[A-Za-z0-9._-]{1,128}$ ]] || die "services needs an image tag (a commit SHA)"
     shift
+    # Whether the load balancer has HTTPS: only then does a listener forward to Dagster, and ECS
+    # attaches no service to a target group nothing forwards to.
+    https="$(stack_output cluster LoadBalancerHttps)"
+    [[ "$https" == true || "$https" == false ]] ||
+        die "the cluster stack has no LoadBalancerHttps output: run deploy/deploy.sh infra first"
     # The digest is kept from the previous deployment unless METABASE_IMAGE_DIGEST is set.
-    deploy_stack services "ImageTag=$tag" ${METABASE_IMAGE_DIGEST:+"MetabaseImageDigest=$METABASE_IMAGE_DIGEST"} "$@"
+    deploy_stack services "ImageTag=$tag" "LoadBalancerHttps=$https" \
+        ${METABASE_IMAGE_DIGEST:+"MetabaseImageDigest=$METABASE_IMAGE_DIGEST"} "$@"
     log "running image $tag; Dagster at https://${DOMAIN_NAME:-<DomainName>}/dagster (HTTPS only)"
 }
 
@@ -148,17 +258,16 @@ init_db() {
 }
 
 first_deploy() {
-    local tag
     [[ -n "${METABASE_IMAGE_DIGEST:-}" ]] ||
         die "set METABASE_IMAGE_DIGEST (docker buildx imagetools inspect metabase/metabase:v0.52.0)"
     infra
     stack_exists ci || die "deploy the ci stack first: deploy/deploy.sh ci OWNER/REPO"
-    tag="$(image)"
+    build_image
     # Services start only once their databases exist: create the stack idle, initialise, start.
     # (`aws cloudformation deploy` keeps a parameter's previous value unless it is given again.)
-    services "$tag" WebserverCount=0 DaemonCount=0 MetabaseCount=0
+    services "$IMAGE_TAG" WebserverCount=0 DaemonCount=0 MetabaseCount=0
     init_db
-    services "$tag" WebserverCount=2 DaemonCount=1 MetabaseCount=1
+    services "$IMAGE_TAG" WebserverCount=2 DaemonCount=1 MetabaseCount=1
 }
 
 # secret name under <env>/database/, and the services that read it at start (restarted after).
@@ -174,28 +283,29 @@ login_secret() { # LOGIN
 }
 
 rotate() { # LOGIN: a new password in its secret, in PostgreSQL, then in the tasks that use it
-    local login="${1:-}" spec secret services password cluster service work
+    local login="${1:-}" spec secret services password cluster service
     spec="$(login_secret "$login")" || die "rotate needs one of: master dagster covid_pipeline metabase metabase_reader"
     secret="${spec%% *}"
     services="${spec#"$secret"}"
     password="$(aws secretsmanager get-random-password --password-length 32 \
         --exclude-characters "\"'@/\\:?#[]%&+\$\`!^*()<>{}|;, " --query RandomPassword --output text)"
-    work="$(mktemp -d)"
-    trap 'rm -rf "$work"' EXIT
+    # Global: the EXIT trap runs once this function has returned, when a local is gone.
+    ROTATE_WORK="$(mktemp -d)"
+    trap 'rm -rf "$ROTATE_WORK"' EXIT
     aws secretsmanager get-secret-value --secret-id "$ENVIRONMENT_NAME/database/$secret" \
         --query SecretString --output text |
         NEW_PASSWORD="$password" python3 -c \
             'import json, os, sys; s = json.load(sys.stdin); s["password"] = os.environ["NEW_PASSWORD"]; print(json.dumps(s))' \
-            >"$work/secret.json"
+            >"$ROTATE_WORK/secret.json"
     if [[ "$login" == master ]]; then
         # RDS first: if it refuses, the secret still holds the password that works.
         NEW_PASSWORD="$password" DB="$ENVIRONMENT_NAME-master" python3 -c \
             'import json, os; print(json.dumps({"DBInstanceIdentifier": os.environ["DB"], "MasterUserPassword": os.environ["NEW_PASSWORD"], "ApplyImmediately": True}))' \
-            >"$work/modify.json"
-        aws rds modify-db-instance --cli-input-json "file://$work/modify.json" >/dev/null
+            >"$ROTATE_WORK/modify.json"
+        aws rds modify-db-instance --cli-input-json "file://$ROTATE_WORK/modify.json" >/dev/null
     fi
     aws secretsmanager put-secret-value --secret-id "$ENVIRONMENT_NAME/database/$secret" \
-        --secret-string "file://$work/secret.json" >/dev/null
+        --secret-string "file://$ROTATE_WORK/secret.json" >/dev/null
     [[ "$login" == master ]] || init_db # sets every login's password from its secret
     cluster="$(stack_output cluster ClusterName)"
     for service in $services; do
@@ -230,11 +340,12 @@ main() {
     local command
     command="${1:-}"
     shift || true
+    load_settings
     case "$command" in
         infra) infra ;;
         ci)
             [[ -n "${1:-}" ]] || die "ci needs OWNER/REPO"
-            deploy_stack ci "GitHubRepository=$1" "GitHubOidcProviderArn=${GITHUB_OIDC_PROVIDER_ARN:-}"
+            deploy_stack ci "GitHubRepository=$1" ${GITHUB_OIDC_PROVIDER_ARN+"GitHubOidcProviderArn=$GITHUB_OIDC_PROVIDER_ARN"}
             ;;
         image) image ;;
         services | rollback) services "$@" ;;
@@ -242,7 +353,7 @@ main() {
         first-deploy) first_deploy ;;
         rotate) rotate "$@" ;;
         teardown) teardown ;;
-        *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,/^set -euo pipefail$/{/^#/p;}' "$0" >&2; exit 2 ;;
     esac
 }
 

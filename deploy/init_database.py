@@ -13,7 +13,16 @@ PGPASSWORD, PGDATABASE, PGSSLMODE). One login per role, each with its own Secret
   receives roles and grants by replication.
 
 Passwords are set again on every run: rotating a login's password is "new value in its secret,
-run this task, restart the services that use it" (deploy/deploy.sh rotate).
+run this task, restart the services that use it" (deploy/deploy.sh rotate). Only their SCRAM
+verifiers reach the server, computed here: no password is ever sent, nor logged with
+`log_statement = ddl` (which RDS exports to CloudWatch).
+
+The master user is what RDS makes it: `LOGIN CREATEROLE CREATEDB`, never a superuser. So nothing
+here mentions SUPERUSER, REPLICATION or BYPASSRLS (PostgreSQL refuses a non-superuser even
+NOSUPERUSER), and the master makes itself a member of each login it creates: PostgreSQL 16 gives
+the creator of a role ADMIN OPTION on it but neither SET (needed to hand the login a database, a
+schema or a table) nor INHERIT (needed to act as their owner afterwards: ALTER ... OWNER, REVOKE,
+ALTER DEFAULT PRIVILEGES), https://www.postgresql.org/docs/16/sql-createrole.html.
 """
 
 import os
@@ -54,18 +63,45 @@ def ensure_database(conn: psycopg.Connection, name: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def scram_verifier(conn: psycopg.Connection, login: str, password: str) -> str:
+    """`password`'s SCRAM-SHA-256 verifier, computed by libpq here; the server stores it as it is."""
+    return conn.pgconn.encrypt_password(password.encode(), login.encode(), b"scram-sha-256").decode()
+
+
 def ensure_login(conn: psycopg.Connection, name: str, password: str) -> None:
     role = sql.Identifier(name)
-    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
-        conn.execute(sql.SQL("CREATE ROLE {}").format(role))
-    conn.execute(
-        sql.SQL(
-            "ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {}"
-        ).format(role, sql.Literal(password))
-    )
-    # On RDS the master user is no superuser: it may hand objects to a role it is a member of.
-    if not conn.execute("SELECT pg_has_role(CURRENT_USER, %s, 'SET')", (name,)).fetchone()[0]:
-        conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role))
+    verifier = sql.Literal(scram_verifier(conn, name, password))
+    if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+        # The attributes a CREATEROLE CREATEDB master may set (a login creates no role or database).
+        conn.execute(
+            sql.SQL("ALTER ROLE {} WITH LOGIN NOCREATEDB NOCREATEROLE PASSWORD {}").format(role, verifier)
+        )
+    else:
+        conn.execute(sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {}").format(role, verifier))
+    # SET and INHERIT on the login, besides the ADMIN OPTION its creation gave (see the docstring).
+    can_set, inherits = conn.execute(
+        "SELECT pg_has_role(CURRENT_USER, %s, 'SET'), pg_has_role(CURRENT_USER, %s, 'USAGE')", (name, name)
+    ).fetchone()
+    if not (can_set and inherits):
+        conn.execute(sql.SQL("GRANT {} TO CURRENT_USER WITH INHERIT TRUE, SET TRUE").format(role))
+
+
+def refuse_extra_rights(conn: psycopg.Connection) -> None:
+    """Each login holds only what this task grants: no attribute a master cannot take away, no role."""
+    extra = conn.execute(
+        """SELECT r.rolname, concat_ws(', ', CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
+                  CASE WHEN r.rolreplication THEN 'REPLICATION' END, CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END,
+                  (SELECT 'member of ' || string_agg(g.rolname, ', ') FROM pg_auth_members m
+                     JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid))
+             FROM pg_roles r WHERE r.rolname = ANY(%s)""",
+        (list(LOGINS),),
+    ).fetchall()
+    wrong = [f"{login} ({rights})" for login, rights in extra if rights]
+    if wrong:
+        raise SystemExit(
+            f"init_database: {'; '.join(wrong)}: more than this task grants, and not for the master user to "
+            "take away; a superuser must (on RDS nobody can: drop the login and run this task again)"
+        )
 
 
 def hand_over(conn: psycopg.Connection, schemas: dict[str, str]) -> None:
@@ -93,6 +129,7 @@ def initialise(conn: psycopg.Connection, passwords: dict[str, str]) -> None:
         ensure_database(conn, name)
     for login in LOGINS:
         ensure_login(conn, login, passwords[login])
+    refuse_extra_rights(conn)
     for name, owner in DATABASES.items():
         database = sql.Identifier(name)
         if owner:
