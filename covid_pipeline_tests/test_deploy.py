@@ -781,7 +781,9 @@ def test_metabase_encrypts_its_secrets_uses_tls_and_a_pinned_cached_image():
     }
     uri = resources("database", "AWS::SSM::Parameter")["MetabaseDatabaseUriParameter"]
     assert uri["Name"]["Fn::Sub"] in secrets["MB_DB_CONNECTION_URI"]["Fn::Sub"]
-    assert uri["Value"]["Fn::Sub"].endswith("/metabase?ssl=true&sslmode=require")
+    assert uri["Value"]["Fn::Sub"].endswith(
+        "/metabase?ssl=true&sslmode=verify-full&sslrootcert=/opt/covid/rds-ca-bundle.pem"
+    )
     image, variables = metabase["Image"]["Fn::Sub"]
     assert image.endswith("@${MetabaseImageDigest}") and ".dkr.ecr." in image
     assert variables["Prefix"] == {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DockerHubCachePrefix"}}
