@@ -279,9 +279,11 @@ def environment_from_parameter_store() -> set[str]:
     return names
 
 
-def container(definition: str) -> dict:
-    (only,) = resources("services", "AWS::ECS::TaskDefinition")[definition]["ContainerDefinitions"]
-    return only
+def container(definition: str, name: str | None = None) -> dict:
+    """The definition's only container, or the one called `name`."""
+    containers = resources("services", "AWS::ECS::TaskDefinition")[definition]["ContainerDefinitions"]
+    (found,) = [c for c in containers if name in (None, c["Name"])]
+    return found
 
 
 def instance_variables() -> set[str]:
@@ -755,7 +757,7 @@ def test_only_the_initialisation_task_holds_the_master_secret():
         "WebserverTaskDefinition": {"DagsterSecretArn"},
         "DaemonTaskDefinition": {"DagsterSecretArn"},
         "RunTaskDefinition": {"DagsterSecretArn", "PipelineSecretArn"},
-        "MetabaseTaskDefinition": {"MetabaseSecretArn", "MetabaseEncryptionKeyArn"},
+        "MetabaseTaskDefinition": {"MetabaseSecretArn", "MetabaseEncryptionKeyArn", "MetabaseAdminSecretArn"},
     }
     for name, secrets in expected.items():
         assert secret_exports_in(resources("services", "AWS::ECS::TaskDefinition")[name]) == secrets, name
@@ -763,7 +765,7 @@ def test_only_the_initialisation_task_holds_the_master_secret():
     usernames = {
         json.loads(str(props["GenerateSecretString"]["SecretStringTemplate"]))["username"]
         for name, props in resources("database", "AWS::SecretsManager::Secret").items()
-        if name not in ("MasterSecret", "MetabaseEncryptionKey")
+        if name not in ("MasterSecret", "MetabaseEncryptionKey", "MetabaseAdminSecret")
     }
     assert usernames == set(init_database_module().LOGINS)
     init_secrets = {secret["Name"] for secret in container("InitDatabaseTaskDefinition")["Secrets"]}
@@ -774,7 +776,7 @@ def test_only_the_initialisation_task_holds_the_master_secret():
 
 def test_metabase_encrypts_its_secrets_uses_tls_and_a_pinned_cached_image():
     """Item 8."""
-    metabase = container("MetabaseTaskDefinition")
+    metabase = container("MetabaseTaskDefinition", "metabase")
     secrets = {secret["Name"]: secret["ValueFrom"] for secret in metabase["Secrets"]}
     assert secrets["MB_ENCRYPTION_SECRET_KEY"] == {
         "Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-MetabaseEncryptionKeyArn"}

@@ -30,7 +30,9 @@ class Template:
         self.parameters |= dict(parameters)
         self.exports = dict(exports)
         self.template = template
-        self.conditions = {name: self.resolve(spec) for name, spec in template.get("Conditions", {}).items()}
+        self.conditions = {}
+        for name, spec in template.get("Conditions", {}).items():  # in order: one may use an earlier one
+            self.conditions[name] = self.resolve(spec)
 
     def resolve(self, node, variables: Mapping[str, str] = ()):
         variables = dict(variables)
