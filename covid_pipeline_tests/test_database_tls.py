@@ -12,7 +12,6 @@ import psycopg
 import psycopg2
 import pytest
 import yaml
-from cfnlint.decode import decode
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,9 +20,8 @@ from dagster_postgres.utils import pg_url_from_config
 from psycopg import sql
 
 from covid_pipeline.resources.database import url_from_environment
+from covid_pipeline_tests.helpers.templates import ROOT, TEMPLATES, template
 
-ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = ROOT / "deploy" / "cloudformation"
 BUNDLE = "/opt/covid/rds-ca-bundle.pem"
 PIPELINE_IMAGE_TASKS = [
     "WebserverTaskDefinition",
@@ -31,12 +29,6 @@ PIPELINE_IMAGE_TASKS = [
     "RunTaskDefinition",
     "InitDatabaseTaskDefinition",
 ]
-
-
-def template(stack: str) -> dict:
-    parsed, errors = decode(str(TEMPLATES / f"{stack}.yaml"))
-    assert not errors, errors
-    return parsed
 
 
 def environment(task: str) -> dict[str, str]:

@@ -2,24 +2,17 @@
 evaluated with IAM's semantics for given requests (helpers/iam_policy.py), since moto evaluates no IAM."""
 
 import json
-from functools import cache
+import re
 from pathlib import Path
 
+import cfnlint
 import pytest
-from cfnlint.decode import decode
 
 from covid_pipeline_tests.helpers.iam_policy import ACCOUNT, PARTITION, REGION, Template, allows
+from covid_pipeline_tests.helpers.templates import template
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "deploy" / "cloudformation"
 OIDC = "token.actions.githubusercontent.com"
 WEB_IDENTITY = "sts:AssumeRoleWithWebIdentity"
-
-
-@cache
-def template(stack: str) -> dict:
-    parsed, errors = decode(str(TEMPLATES / f"{stack}.yaml"))
-    assert not errors, errors
-    return parsed
 
 
 def role_arn(export: str) -> str:
@@ -93,8 +86,6 @@ def test_with_the_ids_given_only_the_immutable_subject_of_those_ids_is_trusted()
 def test_only_the_subject_ids_may_be_wildcards():
     """StringLike makes `*` and `?` wildcards: no parameter may bring one into the condition."""
     parameters = template("ci")["Parameters"]
-    import re
-
     for name in ("GitHubRepository", "DeployBranch", "GitHubOwnerId", "GitHubRepositoryId"):
         pattern = re.compile(parameters[name]["AllowedPattern"])
         assert not pattern.match("a*b") and not pattern.match("a?b"), name
@@ -206,8 +197,6 @@ def test_the_services_stack_role_reaches_exactly_the_stacks_services_families_an
 @pytest.mark.parametrize("action", ["ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition"])
 def test_only_actions_that_take_no_resource_are_granted_on_every_resource(action):
     """The Service Authorization Reference's resource types per action, as cfn-lint ships them."""
-    import cfnlint
-
     policies = json.loads(
         (Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "Policies.json").read_text()
     )

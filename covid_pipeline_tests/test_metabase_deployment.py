@@ -7,25 +7,16 @@ import socket
 import subprocess
 import sys
 import time
-from functools import cache
 from pathlib import Path
 
 import pytest
 import requests
-from cfnlint.decode import decode
 
 from covid_pipeline_tests.helpers.iam_policy import Template
 from covid_pipeline_tests.helpers.metabase import FakeMetabase
+from covid_pipeline_tests.helpers.templates import template
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATES = ROOT / "deploy" / "cloudformation"
-
-
-@cache
-def template(stack: str) -> dict:
-    parsed, errors = decode(str(TEMPLATES / f"{stack}.yaml"))
-    assert not errors, errors
-    return parsed
 
 
 def containers() -> dict[str, dict]:
