@@ -15,6 +15,7 @@ import psycopg
 
 from covid_pipeline.instance import daemon_processes, prepare_dagster_home
 from covid_pipeline.metabase import provision as metabase_provision
+from covid_pipeline.metabase import setup as metabase_setup
 from covid_pipeline.resources.database import url_from_environment
 from covid_pipeline.resources.embedded_postgres import client_binary, default_data_dir, stop_server
 from covid_pipeline.resources.quality import SettingError
@@ -321,11 +322,17 @@ def main(argv: list[str] | None = None) -> int:
     metabase = commands.add_parser(
         "metabase", help="Metabase dashboards as code", description="Metabase dashboards as code."
     )
-    provision = metabase.add_subparsers(dest="metabase_command", required=True).add_parser(
+    metabase_commands = metabase.add_subparsers(dest="metabase_command", required=True)
+    provision = metabase_commands.add_parser(
         "provision", help="create or update the database connection, collection, cards and dashboard"
     )
     metabase_provision.add_arguments(provision)
     provision.set_defaults(run=metabase_provision.run)
+    setup = metabase_commands.add_parser(
+        "setup", help="complete Metabase's first-run setup with the given admin (the deployment runs it)"
+    )
+    metabase_setup.add_arguments(setup)
+    setup.set_defaults(run=metabase_setup.run)
 
     if argv[:1] == ["psql"]:  # psql takes its own options: ours are only -h/--help alone
         if argv[1:] in (["-h"], ["--help"]):

@@ -3,6 +3,8 @@
 - `pg_server_url`: one embedded PostgreSQL server for the whole session.
 - `database_url`: a fresh, empty database on it for each test (migrations not yet run).
 - `moto_endpoint`: moto's standalone server over HTTP; sets AWS_ENDPOINT_URL and fake credentials.
+- `tls_server`: a TLS-only PostgreSQL on loopback whose certificate a CA of the session signed, see
+  `helpers.tls_postgres`.
 - `http_server`: serves a folder over loopback HTTP (with Range support), see `helpers.http`.
 - `sample_warehouse` (shared, read-only) and `sample_copy` (the test's own): the bundled sample loaded by the
   graph, both copies of one session-wide load (`sample_template`).
@@ -99,6 +101,14 @@ _AWS_ENV = (
     "AWS_SESSION_TOKEN",
     "AWS_DEFAULT_REGION",
 )
+
+
+@pytest.fixture(scope="session")
+def tls_server(tmp_path_factory):
+    from covid_pipeline_tests.helpers.tls_postgres import tls_postgres
+
+    with tls_postgres(tmp_path_factory.mktemp("tls-postgres")) as server:
+        yield server
 
 
 @pytest.fixture

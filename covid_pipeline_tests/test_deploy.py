@@ -289,9 +289,11 @@ def environment_from_parameter_store() -> set[str]:
     return names
 
 
-def container(definition: str) -> dict:
-    (only,) = resources("services", "AWS::ECS::TaskDefinition")[definition]["ContainerDefinitions"]
-    return only
+def container(definition: str, name: str | None = None) -> dict:
+    """The definition's only container, or the one called `name`."""
+    containers = resources("services", "AWS::ECS::TaskDefinition")[definition]["ContainerDefinitions"]
+    (found,) = [c for c in containers if name in (None, c["Name"])]
+    return found
 
 
 def instance_variables() -> set[str]:
@@ -1077,7 +1079,7 @@ def test_only_the_initialisation_task_holds_the_master_secret():
         "WebserverTaskDefinition": {"DagsterSecretArn"},
         "DaemonTaskDefinition": {"DagsterSecretArn"},
         "RunTaskDefinition": {"DagsterSecretArn", "PipelineSecretArn"},
-        "MetabaseTaskDefinition": {"MetabaseSecretArn", "MetabaseEncryptionKeyArn"},
+        "MetabaseTaskDefinition": {"MetabaseSecretArn", "MetabaseEncryptionKeyArn", "MetabaseAdminSecretArn"},
     }
     for name, secrets in expected.items():
         assert secret_exports_in(resources("services", "AWS::ECS::TaskDefinition")[name]) == secrets, name
@@ -1085,7 +1087,7 @@ def test_only_the_initialisation_task_holds_the_master_secret():
     usernames = {
         json.loads(str(props["GenerateSecretString"]["SecretStringTemplate"]))["username"]
         for name, props in resources("database", "AWS::SecretsManager::Secret").items()
-        if name not in ("MasterSecret", "MetabaseEncryptionKey")
+        if name not in ("MasterSecret", "MetabaseEncryptionKey", "MetabaseAdminSecret")
     }
     assert usernames == set(init_database_module().LOGINS)
     init_secrets = {secret["Name"] for secret in container("InitDatabaseTaskDefinition")["Secrets"]}
@@ -1096,14 +1098,16 @@ def test_only_the_initialisation_task_holds_the_master_secret():
 
 def test_metabase_encrypts_its_secrets_uses_tls_and_a_pinned_cached_image():
     """Item 8."""
-    metabase = container("MetabaseTaskDefinition")
+    metabase = container("MetabaseTaskDefinition", "metabase")
     secrets = {secret["Name"]: secret["ValueFrom"] for secret in metabase["Secrets"]}
     assert secrets["MB_ENCRYPTION_SECRET_KEY"] == {
         "Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-MetabaseEncryptionKeyArn"}
     }
     uri = resources("database", "AWS::SSM::Parameter")["MetabaseDatabaseUriParameter"]
     assert uri["Name"]["Fn::Sub"] in secrets["MB_DB_CONNECTION_URI"]["Fn::Sub"]
-    assert uri["Value"]["Fn::Sub"].endswith("/metabase?ssl=true&sslmode=require")
+    assert uri["Value"]["Fn::Sub"].endswith(
+        "/metabase?ssl=true&sslmode=verify-full&sslrootcert=/opt/covid/rds-ca-bundle.pem"
+    )
     image, variables = metabase["Image"]["Fn::Sub"]
     assert image.endswith("@${MetabaseImageDigest}") and ".dkr.ecr." in image
     assert variables["Prefix"] == {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DockerHubCachePrefix"}}

@@ -194,7 +194,9 @@ def container_process(definition: str, resources: SimpleNamespace, log_path: Pat
     }
     for variable in spec["Environment"]:
         name, value = variable["Name"], variable["Value"]
-        environment[name] = from_stacks[name] if name in from_stacks else IN_IMAGE[value]
+        # (PGSSLMODE/PGSSLROOTCERT as they are: libpq uses no TLS on the embedded server's socket; the TLS
+        # settings are tried against a TLS server in test_database_tls.py)
+        environment[name] = from_stacks[name] if name in from_stacks else IN_IMAGE.get(value, value)
     environment["DAGSTER_HOME"] = str(log_path.with_suffix(".home"))
     with open(log_path, "w") as log:
         process = subprocess.Popen(

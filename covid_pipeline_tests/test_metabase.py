@@ -2,7 +2,11 @@
 connection to the embedded PostgreSQL), and every card's SQL run against the warehouse as the read-only role
 Metabase connects with."""
 
+import base64
+import json
 import socket
+import threading
+import uuid
 from copy import deepcopy
 
 import psycopg
@@ -13,6 +17,7 @@ from psycopg import sql
 
 from covid_pipeline.cli import main
 from covid_pipeline.metabase.provision import Connection, MetabaseClient, load_definition, provision
+from covid_pipeline.metabase.setup import serve_ready
 from covid_pipeline_tests.helpers.metabase import FakeMetabase
 from covid_pipeline_tests.helpers.warehouse import metabase_login
 
@@ -40,11 +45,25 @@ def metabase():
         yield fake
 
 
+@pytest.fixture(autouse=True)
+def passwords(monkeypatch):
+    """Passwords reach the command through the environment (or a secret, or a prompt), never its arguments."""
+    monkeypatch.setenv("METABASE_ADMIN_PASSWORD", PASSWORD)
+    monkeypatch.setenv("METABASE_DB_PASSWORD", "reader-pw")
+    for name in (
+        "METABASE_API_KEY",
+        "METABASE_ADMIN_EMAIL",
+        "METABASE_ADMIN_SECRET",
+        "METABASE_API_KEY_SECRET",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
 def run(metabase: FakeMetabase, warehouse: dict, *extra: str) -> int:
     return main(
-        ["metabase", "provision", "--url", metabase.url, "--user", ADMIN, "--password", PASSWORD]
+        ["metabase", "provision", "--url", metabase.url, "--user", ADMIN]
         + ["--db-host", warehouse["host"], "--db-port", warehouse["port"], "--db-name", warehouse["dbname"]]
-        + ["--db-user", warehouse["user"], "--db-password", "reader-pw", *extra]
+        + ["--db-user", warehouse["user"], *extra]
     )
 
 
@@ -187,6 +206,7 @@ def test_a_rerun_keeps_the_ssl_metabase_found_so_a_server_that_forces_ssl_still_
 
 def test_ssl_true_is_sent_and_a_warehouse_without_ssl_then_refuses(metabase, warehouse, monkeypatch, capsys):
     monkeypatch.setenv("METABASE_DB_SSL", "true")
+    monkeypatch.setenv("METABASE_DB_SSL_MODE", "require")  # the embedded server's socket: nothing to verify
     assert run(metabase, warehouse) == 1
     assert "POST /api/database: HTTP 400" in capsys.readouterr().err
     assert [t["ssl"] for t in metabase.connection_tests] == [True]  # SSL only: no plaintext attempt
@@ -382,12 +402,10 @@ def test_the_connection_and_definition_env_vars_take_effect(
     for name, value in {
         "METABASE_URL": metabase.url,
         "METABASE_ADMIN_EMAIL": ADMIN,
-        "METABASE_ADMIN_PASSWORD": PASSWORD,
         "METABASE_DB_HOST": warehouse["host"],
         "METABASE_DB_PORT": warehouse["port"],
         "METABASE_DB_NAME": warehouse["dbname"],
         "METABASE_DB_USER": warehouse["user"],
-        "METABASE_DB_PASSWORD": "reader-pw",
         "METABASE_DEFINITION": write(tmp_path, smaller),
     }.items():
         monkeypatch.setenv(name, value)
@@ -413,9 +431,10 @@ def test_the_connection_and_definition_env_vars_take_effect(
         assert complaint in metabase.connection_tests[-1]["error"], name
 
 
-def test_a_wrong_admin_password_is_reported(metabase, capsys):
-    argv = ["metabase", "provision", "--url", metabase.url, "--user", ADMIN, "--password", "wrong"]
-    assert main([*argv, "--db-host", "replica.internal", "--db-password", "x"]) == 1
+def test_a_wrong_admin_password_is_reported(metabase, capsys, monkeypatch):
+    monkeypatch.setenv("METABASE_ADMIN_PASSWORD", "wrong")
+    argv = ["metabase", "provision", "--url", metabase.url, "--user", ADMIN]
+    assert main([*argv, "--db-host", "replica.internal"]) == 1
     assert "POST /api/session: HTTP 401" in capsys.readouterr().err
     assert metabase.calls == []
 
@@ -572,3 +591,270 @@ def test_the_layout_places_every_card_once_without_overlap(definition):
                 cells.add(cell)
     displays = {"scalar", "line", "bar", "row", "pie", "table", "map"}
     assert {c["display"] for c in definition["cards"]} <= displays
+
+
+# ---- credentials: never on the command line; API keys; sessions closed ----
+
+
+def public(metabase: FakeMetabase, method: str, path: str) -> int:
+    return sum(1 for m, p, _ in metabase.public_calls if (m, p) == (method, path))
+
+
+@pytest.mark.parametrize("flag", ["--password", "--db-password", "--api-key"])
+def test_a_secret_on_the_command_line_is_refused_before_anything_is_sent(metabase, warehouse, capsys, flag):
+    assert run(metabase, warehouse, flag, "s3cret") == 1
+    err = capsys.readouterr().err
+    assert f"{flag} is not accepted" in err and "visible to every user" in err
+    assert metabase.calls == [] and metabase.public_calls == []
+
+
+def test_provisioning_logs_out_of_the_session_it_opened_even_when_it_fails(metabase, warehouse):
+    assert run(metabase, warehouse) == 0
+    assert public(metabase, "POST", "/api/session") == public(metabase, "DELETE", "/api/session") == 1
+    assert metabase.sessions == {}
+    metabase.replies[("POST", "/api/dashboard")] = (500, "boom")
+    [dashboard_id] = metabase.dashboards
+    del metabase.dashboards[dashboard_id]
+    assert run(metabase, warehouse) == 1
+    assert public(metabase, "DELETE", "/api/session") == 2 and metabase.sessions == {}
+
+
+def test_without_a_password_and_no_terminal_it_says_where_to_put_one(
+    metabase, warehouse, monkeypatch, capsys
+):
+    monkeypatch.delenv("METABASE_ADMIN_PASSWORD")
+    assert run(metabase, warehouse) == 1
+    assert "set METABASE_ADMIN_PASSWORD, give --admin-secret" in capsys.readouterr().err
+    monkeypatch.delenv("METABASE_DB_PASSWORD")
+    monkeypatch.setenv("METABASE_ADMIN_PASSWORD", PASSWORD)
+    assert run(metabase, warehouse) == 1
+    assert "set METABASE_DB_PASSWORD or give --db-secret" in capsys.readouterr().err
+    assert metabase.calls == []
+
+
+API_KEY = "mb_" + "k" * 41
+
+
+def test_an_api_key_from_the_environment_or_a_secret_replaces_the_login(
+    metabase, warehouse, monkeypatch, moto_endpoint, capsys
+):
+    import boto3
+
+    metabase.api_keys[API_KEY] = "Administrators"
+    monkeypatch.delenv("METABASE_ADMIN_PASSWORD")
+    monkeypatch.setenv("METABASE_API_KEY", API_KEY)
+    assert (
+        main(
+            [
+                "metabase",
+                "provision",
+                "--url",
+                metabase.url,
+                "--db-host",
+                warehouse["host"],
+                "--db-port",
+                warehouse["port"],
+                "--db-name",
+                warehouse["dbname"],
+                "--db-user",
+                warehouse["user"],
+            ]
+        )
+        == 0
+    )
+    assert public(metabase, "POST", "/api/session") == 0 and public(metabase, "DELETE", "/api/session") == 0
+    assert metabase.dashboards
+    # From Secrets Manager, as the key itself or as JSON
+    monkeypatch.delenv("METABASE_API_KEY")
+    secrets = boto3.client("secretsmanager")
+    key_secret = f"covid/metabase/api-key-{uuid.uuid4().hex[:8]}"
+    secrets.create_secret(Name=key_secret, SecretString=json.dumps({"api_key": API_KEY}))
+    assert run(metabase, warehouse, "--api-key-secret", key_secret) == 0
+    # A key of a group that may not manage databases, or one Metabase does not know
+    other = "mb_" + "o" * 41
+    metabase.api_keys[other] = "All Users"
+    other_secret = f"covid/metabase/other-key-{uuid.uuid4().hex[:8]}"
+    secrets.create_secret(Name=other_secret, SecretString=other)
+    capsys.readouterr()
+    assert run(metabase, warehouse, "--api-key-secret", other_secret, "--db-port", "5433") == 1
+    assert "HTTP 403" in capsys.readouterr().err
+    monkeypatch.setenv("METABASE_API_KEY", "mb_unknown_key_0000")
+    assert run(metabase, warehouse) == 1
+    assert "HTTP 401" in capsys.readouterr().err
+    assert public(metabase, "POST", "/api/session") == 0
+
+
+def admin_secret() -> str:
+    """A Secrets Manager secret (moto's: one server for the session) of the shape the deployment generates."""
+    import boto3
+
+    name = f"covid/metabase/admin-{uuid.uuid4().hex[:8]}"
+    boto3.client("secretsmanager").create_secret(
+        Name=name, SecretString=json.dumps({"username": ADMIN, "password": PASSWORD})
+    )
+    return name
+
+
+def test_the_admin_login_can_come_from_the_deployments_secret(
+    metabase, warehouse, monkeypatch, moto_endpoint
+):
+    monkeypatch.delenv("METABASE_ADMIN_PASSWORD")
+    secret = admin_secret()
+    argv = ["metabase", "provision", "--url", metabase.url, "--admin-secret", secret]
+    argv += ["--db-host", warehouse["host"], "--db-port", warehouse["port"], "--db-name", warehouse["dbname"]]
+    assert main([*argv, "--db-user", warehouse["user"]]) == 0
+    assert metabase.sessions == {} and metabase.dashboards
+
+
+# ---- the analytics connection verifies the warehouse ----
+
+
+def tls_run(metabase, tls_server, *extra: str) -> int:
+    argv = ["metabase", "provision", "--url", metabase.url, "--user", ADMIN, "--db-host", tls_server.host]
+    argv += ["--db-port", str(tls_server.port), "--db-name", "postgres", "--db-user", tls_server.user]
+    return main([*argv, "--db-ssl", "true", *extra])
+
+
+def test_the_connection_verifies_the_warehouse_against_the_given_ca(metabase, tls_server, capsys):
+    assert tls_run(metabase, tls_server, "--db-ssl-root-cert", str(tls_server.wrong_ca)) == 1
+    assert "certificate verify failed" in capsys.readouterr().err
+    assert tls_run(metabase, tls_server) == 1  # verify-full without a CA is refused before anything is sent
+    assert "--db-ssl-root-cert" in capsys.readouterr().err
+    assert tls_run(metabase, tls_server, "--db-ssl-root-cert", str(tls_server.ca)) == 0
+    details = ours(metabase)["details"]
+    assert details["ssl"] is True and details["ssl-mode"] == "verify-full"
+    assert details["ssl-root-cert-options"] == "uploaded"
+    prefix = "data:application/x-x509-ca-cert;base64,"
+    assert base64.b64decode(details["ssl-root-cert-value"].removeprefix(prefix)) == tls_server.ca.read_bytes()
+    assert metabase.connection_tests[-1]["error"] is None
+    # A re-run with a CA bundle that no longer vouches for the server is refused, and changes nothing.
+    assert tls_run(metabase, tls_server, "--db-ssl-root-cert", str(tls_server.wrong_ca)) == 1
+    assert "certificate verify failed" in metabase.connection_tests[-1]["error"]
+    assert base64.b64decode(ours(metabase)["details"]["ssl-root-cert-value"].removeprefix(prefix)) == (
+        tls_server.ca.read_bytes()
+    )
+
+
+# ---- first-run setup ----
+
+
+def setup_command(metabase: FakeMetabase, *extra: str) -> int:
+    return main(["metabase", "setup", "--url", metabase.url, "--wait", "10", *extra])
+
+
+@pytest.fixture
+def fresh_metabase():
+    with FakeMetabase(set_up=False) as fake:
+        yield fake
+
+
+def test_setup_makes_the_deployments_admin_the_first_user_once_and_logs_out(
+    fresh_metabase, monkeypatch, capsys
+):
+    monkeypatch.setenv("METABASE_ADMIN_EMAIL", ADMIN)
+    assert fresh_metabase.users == {}
+    assert setup_command(fresh_metabase) == 0
+    assert fresh_metabase.users == {ADMIN: PASSWORD} and fresh_metabase.sessions == {}
+    assert public(fresh_metabase, "DELETE", "/api/session") == 1
+    assert f"metabase set up: {fresh_metabase.url}, admin {ADMIN}" in capsys.readouterr().out
+    assert setup_command(fresh_metabase) == 0  # again: it checks its admin can log in, and changes nothing
+    assert public(fresh_metabase, "POST", "/api/setup") == 1 and fresh_metabase.sessions == {}
+    assert "metabase already set up" in capsys.readouterr().out
+
+
+def test_setup_refuses_a_metabase_a_stranger_set_up_first(fresh_metabase, monkeypatch, capsys):
+    stranger = requests.Session()
+    token = stranger.get(fresh_metabase.url + "/api/session/properties").json()["setup-token"]
+    body = {
+        "token": token,
+        "user": {"email": "me@evil.example", "password": "m1ne-now"},
+        "prefs": {"site_name": "x"},
+    }
+    assert stranger.post(fresh_metabase.url + "/api/setup", json=body).status_code == 200
+    monkeypatch.setenv("METABASE_ADMIN_EMAIL", ADMIN)
+    assert setup_command(fresh_metabase) == 1
+    err = capsys.readouterr().err
+    assert "someone completed its setup before the deployment did" in err and ADMIN in err
+
+
+def test_setup_waits_for_metabase_and_takes_the_admin_from_a_secret(
+    fresh_metabase, monkeypatch, moto_endpoint
+):
+    monkeypatch.delenv("METABASE_ADMIN_PASSWORD")
+    secret = admin_secret()
+    fresh_metabase.initializing = True  # migrating its database
+    threading.Timer(1.5, lambda: setattr(fresh_metabase, "initializing", False)).start()
+    assert setup_command(fresh_metabase, "--admin-secret", secret) == 0
+    assert fresh_metabase.users == {ADMIN: PASSWORD}
+
+
+def test_ready_answers_only_while_metabase_is_up(metabase):
+    server = serve_ready(MetabaseClient(metabase.url), 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ready = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert requests.get(ready + "/ready", timeout=5).status_code == 200
+        metabase.initializing = True
+        assert requests.get(ready + "/ready", timeout=5).status_code == 503
+        assert requests.get(ready + "/", timeout=5).status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_fake_is_as_strict_as_metabase_about_setup_sessions_keys_and_ssl(fresh_metabase, tls_server):
+    http = requests.Session()
+    url = fresh_metabase.url
+    token = http.get(url + "/api/session/properties").json()["setup-token"]
+    user = {"email": ADMIN, "password": PASSWORD}
+    for wrong, field in (
+        ({"token": "not-it", "user": user}, "token"),
+        ({"token": token, "user": user | {"email": "admin"}}, "email"),
+        ({"token": token, "user": user | {"password": "abcdef"}}, "password"),  # no digit
+        ({"token": token, "user": user | {"password": "Password1"}}, "password"),  # a common one
+    ):
+        answer = http.post(url + "/api/setup", json=wrong | {"prefs": {"site_name": "s"}})
+        assert answer.status_code == 400 and field in answer.json()["errors"], field
+    assert (
+        http.post(url + "/api/setup", json={"token": token, "user": user}).status_code == 400
+    )  # no site name
+    done = http.post(url + "/api/setup", json={"token": token, "user": user, "prefs": {"site_name": "s"}})
+    assert done.status_code == 200
+    again = http.post(url + "/api/setup", json={"token": token, "user": user, "prefs": {"site_name": "s"}})
+    assert again.status_code == 403
+    # Logging out: only with a session, once.
+    assert http.delete(url + "/api/session").status_code == 404
+    session = {"X-Metabase-Session": done.json()["id"]}
+    assert http.delete(url + "/api/session", headers=session).status_code == 204
+    assert http.delete(url + "/api/session", headers=session).status_code == 404
+    assert http.get(url + "/api/database", headers=session).status_code == 401
+    # API keys: "mb_" and at least 12 characters, known, of a group that may do it.
+    fresh_metabase.api_keys |= {API_KEY: "Administrators", "mb_short": "Administrators"}
+    assert http.get(url + "/api/database", headers={"x-api-key": API_KEY}).status_code == 200
+    assert http.get(url + "/api/database", headers={"x-api-key": "mb_short"}).status_code == 401
+    assert http.get(url + "/api/database", headers={"x-api-key": "x" + API_KEY[1:]}).status_code == 401
+    # SSL: without ssl-mode the driver falls back to "require", which accepts any server; verify modes need a CA.
+    admin = {"x-api-key": API_KEY}
+    details = {
+        "host": tls_server.host,
+        "port": tls_server.port,
+        "dbname": "postgres",
+        "user": tls_server.user,
+    }
+    details |= {"password": "x", "ssl": True}
+    created = http.post(
+        url + "/api/database", headers=admin, json={"name": "r", "engine": "postgres", "details": details}
+    )
+    assert created.status_code == 200  # no certificate checked at all
+    no_ca = details | {"ssl-mode": "verify-full"}
+    refused = http.post(
+        url + "/api/database", headers=admin, json={"name": "v", "engine": "postgres", "details": no_ca}
+    )
+    assert refused.status_code == 400 and "root certificate file" in refused.json()["message"]
+    by_path = no_ca | {"ssl-root-cert-path": str(tls_server.wrong_ca)}
+    wrong = http.post(
+        url + "/api/database", headers=admin, json={"name": "w", "engine": "postgres", "details": by_path}
+    )
+    assert wrong.status_code == 400 and "certificate verify failed" in wrong.json()["message"]
+    shown = http.get(f"{url}/api/database/{created.json()['id']}", headers=admin).json()["details"]
+    assert shown["password"] == "**MetabasePass**"

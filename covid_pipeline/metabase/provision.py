@@ -13,6 +13,7 @@ Targets Metabase v0.50 and later. Running it again creates nothing new:
 """
 
 import argparse
+import base64
 import os
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import requests
 import yaml
+
+from covid_pipeline.metabase import credentials
 
 DEFINITION = files("covid_pipeline.metabase") / "dashboard.yaml"
 TIMEOUT = 30.0
@@ -33,9 +36,17 @@ class MetabaseError(RuntimeError):
     pass
 
 
+SSL_MODES = ("require", "verify-ca", "verify-full")
+
+
 @dataclass(frozen=True)
 class Connection:
-    """How Metabase reaches the warehouse: the read replica, as a member of metabase_reader."""
+    """How Metabase reaches the warehouse: the read replica, as a member of metabase_reader.
+
+    With `ssl`, Metabase's postgres driver uses `ssl-mode` as the JDBC sslmode, "require" (encrypted, server not
+    verified) when it is missing, and reads the root certificate only in the verify modes, from
+    `ssl-root-cert-value` (an uploaded PEM as a data URI, as Metabase's own form sends it): `ssl-params` in
+    src/metabase/driver/postgres.clj, `db-details-prop->secret-map` in src/metabase/models/secret.clj."""
 
     host: str
     port: int
@@ -43,9 +54,20 @@ class Connection:
     user: str
     password: str
     ssl: bool = False
+    ssl_mode: str = "verify-full"
+    ssl_root_cert: str | None = None  # PEM text of the CA bundle (the RDS one on AWS)
+
+    def __post_init__(self):
+        if self.ssl and self.ssl_mode not in SSL_MODES:
+            raise MetabaseError(f"SSL mode {self.ssl_mode!r}: one of {', '.join(SSL_MODES)}")
+        if self.ssl and self.ssl_mode.startswith("verify") and not self.ssl_root_cert:
+            raise MetabaseError(
+                f"--db-ssl-mode {self.ssl_mode} checks the server against a CA: give the CA bundle with "
+                "--db-ssl-root-cert (the RDS one: https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)"
+            )
 
     def details(self) -> dict:
-        return {
+        details = {
             "host": self.host,
             "port": self.port,
             "dbname": self.dbname,
@@ -56,6 +78,13 @@ class Connection:
             "schema-filters-type": "inclusion",
             "schema-filters-patterns": "reporting",
         }
+        if self.ssl:
+            details["ssl-mode"] = self.ssl_mode
+        if self.ssl and self.ssl_mode.startswith("verify"):
+            encoded = base64.b64encode(self.ssl_root_cert.encode("ascii")).decode("ascii")
+            details["ssl-root-cert-options"] = "uploaded"
+            details["ssl-root-cert-value"] = f"data:application/x-x509-ca-cert;base64,{encoded}"
+        return details
 
 
 @dataclass
@@ -104,19 +133,44 @@ LAYOUT = {"dashcards": [{"id": int, "card_id?": int}], "tabs?": [ID | {"position
 
 
 class MetabaseClient:
-    """The few endpoints used, with the session token Metabase hands out at login."""
+    """The few endpoints used, authenticated by an API key (header x-api-key, v0.49+) or by the session token
+    Metabase hands out at login, which `logout` ends (use the client as a context manager)."""
 
     def __init__(self, url: str, timeout: float = TIMEOUT, database_timeout: float = DATABASE_TIMEOUT):
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.database_timeout = database_timeout
         self.http = requests.Session()
+        self.session_opened = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.logout()
+
+    def use_api_key(self, key: str) -> None:
+        self.http.headers["x-api-key"] = key
 
     def login(self, username: str, password: str) -> None:
         session = self.request(
             "POST", "/api/session", {"username": username, "password": password}, {"id": str}
         )
-        self.http.headers["X-Metabase-Session"] = session["id"]
+        self.use_session(session["id"])
+
+    def use_session(self, session_id: str) -> None:
+        self.http.headers["X-Metabase-Session"] = session_id
+        self.session_opened = True
+
+    def logout(self) -> None:
+        """End the session this client opened (DELETE /api/session: src/metabase/session/api.clj)."""
+        if self.session_opened:
+            self.session_opened = False
+            try:
+                self.request("DELETE", "/api/session")
+            except (MetabaseError, requests.RequestException) as exc:
+                print(f"covid-pipeline metabase: could not log out: {exc}", file=sys.stderr)
+            self.http.headers.pop("X-Metabase-Session", None)
 
     def request(self, method, path, body=None, shape=None, params=None, timeout=None):
         """The JSON answer, checked against `shape` (see _conforms); None when `shape` is None."""
@@ -236,6 +290,10 @@ def _ensure_database(client, name: str, connection: Connection, outcome: Outcome
     return found[0]
 
 
+# Metabase masks these when it answers (the driver's :password and :secret connection properties).
+SENSITIVE_DETAILS = {"password", "ssl-root-cert-value"}
+
+
 def _changed_details(stored: dict, wanted: dict) -> dict:
     """The details to send: Metabase merges them into the stored ones and re-tests when the result differs."""
     changed = {key: value for key, value in wanted.items() if stored.get(key) != value}
@@ -243,8 +301,9 @@ def _changed_details(stored: dict, wanted: dict) -> dict:
     # re-test in plaintext, which a server that forces SSL (RDS) refuses: keep what it found.
     if wanted["ssl"] is False and stored.get("ssl") is True:
         changed.pop("ssl", None)
-    # Shown masked, so it cannot be compared: an unchanged password merges into no change (and no test).
-    changed["password"] = wanted["password"]
+    # Shown masked, so they cannot be compared: an unchanged secret merges into no change (and no test).
+    for secret in SENSITIVE_DETAILS & set(wanted):
+        changed[secret] = wanted[secret]
     return changed
 
 
@@ -401,8 +460,27 @@ def _dashcards(layout: list[dict], card_ids: dict, current: list[dict]) -> list[
 OPTIONS = (
     # flag, env var, default, required, help
     ("--url", "METABASE_URL", None, True, "Metabase URL, e.g. https://metabase.example.org"),
-    ("--user", "METABASE_ADMIN_EMAIL", None, True, "admin e-mail"),
-    ("--password", "METABASE_ADMIN_PASSWORD", None, True, "admin password"),
+    (
+        "--user",
+        "METABASE_ADMIN_EMAIL",
+        None,
+        False,
+        "admin e-mail (password: METABASE_ADMIN_PASSWORD or a prompt)",
+    ),
+    (
+        "--admin-secret",
+        "METABASE_ADMIN_SECRET",
+        None,
+        False,
+        "Secrets Manager secret with the admin's username and password (the deployment's <env>/metabase/admin)",
+    ),
+    (
+        "--api-key-secret",
+        "METABASE_API_KEY_SECRET",
+        None,
+        False,
+        "Secrets Manager secret holding a Metabase API key of the Administrators group (or set METABASE_API_KEY)",
+    ),
     ("--db-host", "METABASE_DB_HOST", None, True, "warehouse host Metabase connects to (the read replica)"),
     ("--db-port", "METABASE_DB_PORT", "5432", True, "warehouse port"),
     ("--db-name", "METABASE_DB_NAME", "covid", True, "warehouse database name"),
@@ -413,13 +491,35 @@ OPTIONS = (
         True,
         "metabase_reader, or a login role member of it",
     ),
-    ("--db-password", "METABASE_DB_PASSWORD", None, True, "its password"),
+    (
+        "--db-secret",
+        "METABASE_DB_SECRET",
+        None,
+        False,
+        "Secrets Manager secret with its password (the deployment's <env>/database/metabase-reader), "
+        "or set METABASE_DB_PASSWORD",
+    ),
     (
         "--db-ssl",
         "METABASE_DB_SSL",
         "false",
         False,
         "true: SSL only (the AWS deployment: RDS forces it); false: Metabase tries SSL, then plaintext",
+    ),
+    (
+        "--db-ssl-mode",
+        "METABASE_DB_SSL_MODE",
+        "verify-full",
+        False,
+        "with --db-ssl true: verify-full (the server's certificate and name checked), verify-ca, or require "
+        "(encrypted, any server)",
+    ),
+    (
+        "--db-ssl-root-cert",
+        "METABASE_DB_SSL_ROOT_CERT",
+        None,
+        False,
+        "PEM file of the CA bundle the server is checked against (for RDS: its global-bundle.pem)",
     ),
     ("--collection-id", "METABASE_COLLECTION_ID", None, False, "put everything in this collection (its id)"),
     (
@@ -443,6 +543,44 @@ OPTIONS = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, env, default, _, help_text in OPTIONS:
         parser.add_argument(flag, default=os.environ.get(env, default), help=f"{help_text} [env {env}]")
+    for flag in credentials.REFUSED_FLAGS:  # accepted only to be refused with a reason
+        parser.add_argument(flag, dest=f"refused_{flag[2:].replace('-', '_')}", help=argparse.SUPPRESS)
+
+
+def refused_flags(args: argparse.Namespace) -> None:
+    given = [
+        flag for flag in credentials.REFUSED_FLAGS if getattr(args, f"refused_{flag[2:].replace('-', '_')}")
+    ]
+    credentials.refuse_secret_flags(given)
+
+
+def authenticate(client: MetabaseClient, args: argparse.Namespace) -> None:
+    """An API key when one is configured (nothing to log out of), else the admin's login."""
+    key = credentials.api_key(args.api_key_secret)
+    if key:
+        client.use_api_key(key)
+    else:
+        client.login(*credentials.login(args.user, args.admin_secret, "Metabase password for {username}: "))
+
+
+def _connection(args: argparse.Namespace, port: int) -> Connection:
+    password = os.environ.get("METABASE_DB_PASSWORD", "")
+    if args.db_secret:
+        password = credentials.secret_fields(args.db_secret).get("password", "")
+    if not password:
+        raise credentials.CredentialsError(
+            f"no password for {args.db_user}: set METABASE_DB_PASSWORD or give --db-secret"
+        )
+    ssl = str(args.db_ssl).lower() in ("1", "true", "yes")
+    root_cert = None
+    if ssl and args.db_ssl_root_cert:
+        try:
+            root_cert = Path(args.db_ssl_root_cert).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise MetabaseError(f"--db-ssl-root-cert {args.db_ssl_root_cert}: {exc}") from None
+    return Connection(
+        args.db_host, port, args.db_name, args.db_user, password, ssl, args.db_ssl_mode, root_cert
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -459,20 +597,14 @@ def run(args: argparse.Namespace) -> int:
         collection_id = int(args.collection_id) if args.collection_id not in (None, "") else None
     except ValueError as exc:
         raise SystemExit(f"covid-pipeline metabase provision: not a number: {exc}") from None
-    connection = Connection(
-        host=args.db_host,
-        port=int(numbers["--db-port"]),
-        dbname=args.db_name,
-        user=args.db_user,
-        password=args.db_password,
-        ssl=str(args.db_ssl).lower() in ("1", "true", "yes"),
-    )
-    client = MetabaseClient(args.url, numbers["--timeout"], numbers["--db-timeout"])
     try:
+        credentials.refuse_given(args)
+        connection = _connection(args, int(numbers["--db-port"]))
         definition = load_definition(args.definition)
-        client.login(args.user, args.password)
-        outcome = provision(client, definition, connection, collection_id)
-    except (MetabaseError, requests.RequestException) as exc:
+        with MetabaseClient(args.url, numbers["--timeout"], numbers["--db-timeout"]) as client:
+            authenticate(client, args)
+            outcome = provision(client, definition, connection, collection_id)
+    except (MetabaseError, credentials.CredentialsError, requests.RequestException) as exc:
         print(f"covid-pipeline metabase provision: {exc}", file=sys.stderr)
         return 1
     for verb, kind, name in outcome.actions:

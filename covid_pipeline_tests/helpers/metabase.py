@@ -9,17 +9,35 @@ follows in github.com/metabase/metabase. v0.50 paths (src/metabase/api/*.clj) an
 (src/metabase/warehouses/api.clj, src/metabase/dashboards/write.clj, src/metabase/queries/api/card.clj...)
 behave alike in these respects unless a comment says otherwise.
 
-Fake-side settings a test may change (the warehouse is the embedded PostgreSQL, which has no SSL):
+Authentication (src/metabase/server/middleware/session.clj, `merge-current-user-info`): the session of the
+`X-Metabase-Session` header, else the API key of the `x-api-key` header (v0.49+: "mb_" and 12 to 254 characters,
+src/metabase/api_keys/schema.clj; a malformed or unknown key authenticates nobody). An API key acts as a member of
+its group: only one of the Administrators group may add or change a database (`api/check-superuser`).
+Before its first user exists (`FakeMetabase(set_up=False)`), GET /api/session/properties hands the setup token to
+anyone and POST /api/setup makes whoever sends it first the admin (src/metabase/setup/api.clj).
+
+Connection tests follow the postgres driver (`ssl-params`, src/metabase/driver/postgres.clj): `ssl` true connects
+with sslmode `ssl-mode`, "require" when that is missing; the root certificate (`ssl-root-cert-value`, an uploaded PEM
+as a data URI, or `ssl-root-cert-path`: src/metabase/models/secret.clj) is read only in the verify modes, and a
+verify mode without one fails as pgJDBC does when ~/.postgresql/root.crt is missing. A warehouse reached over TCP
+(e.g. the TLS server of helpers/tls_postgres.py) is really connected to with those settings, so a certificate the
+given CA did not sign, or issued for another name, is refused by TLS itself.
+
+Fake-side settings a test may change (for the embedded PostgreSQL, reached by its socket, which has no SSL):
 - `warehouse_ssl`: the warehouse accepts SSL connections (an SSL connection test then succeeds);
 - `warehouse_forces_ssl`: it refuses plaintext connections, as RDS with `rds.force_ssl = 1` does;
 - `connection_test_delay`: seconds every connection test takes (a slow or distant host);
 - `replies[(method, path)] = (status, payload)`: answer that request with this instead (a proxy, another app);
-- `version`: "v0.50" (default) or "head", where the two differ: the tabs check of PUT /api/dashboard/:id.
+- `version`: "v0.50" (default) or "head", where the two differ: the tabs check of PUT /api/dashboard/:id;
+- `initializing`: /api/health answers 503 and the API is not served yet (Metabase migrating its database);
+- `api_keys[key] = group`: an API key, of "Administrators" or another group.
 """
 
+import base64
 import itertools
 import json
 import re
+import tempfile
 import time
 import uuid
 from contextlib import suppress
@@ -31,6 +49,15 @@ import psycopg
 from covid_pipeline_tests.helpers.http import LoopbackHTTPServer
 
 PROTECTED_PASSWORD = "**MetabasePass**"  # what Metabase shows instead of a stored password
+# The postgres driver's :password and :secret connection properties (src/metabase/driver/postgres.clj), shown masked
+SENSITIVE = ("password", "ssl-root-cert-value")
+# metabase.util/email? (src/metabase/util.clj)
+EMAIL = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+"
+    r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?",
+    re.IGNORECASE,
+)
+COMMON_PASSWORDS = {"password1", "123456", "passw0rd", "abc123", "qwerty1"}  # a few of zxcvbn's list
 ENGINES = {"postgres", "h2", "mysql", "redshift", "bigquery-cloud-sdk", "snowflake"}
 ITEM_MODELS = {
     "dashboard",
@@ -57,6 +84,31 @@ class Refused(Exception):
 
     def __init__(self, status: int, payload):
         self.status, self.payload = status, payload
+
+
+def _valid_password(value) -> bool:
+    """ms/ValidPassword at the default complexity "normal": 6+ characters, a digit, not a common password
+    (src/metabase/util/password.clj)."""
+    return (
+        isinstance(value, str)
+        and len(value) >= 6
+        and any(c.isdigit() for c in value)
+        and value.lower() not in COMMON_PASSWORDS
+    )
+
+
+def _root_certificate(details: dict) -> bytes | None:
+    """The CA the driver would use: `ssl-root-cert-value` (a data URI is base64-decoded) or the file at
+    `ssl-root-cert-path` (`db-details-prop->secret-map`, src/metabase/models/secret.clj)."""
+    value = details.get("ssl-root-cert-value")
+    if isinstance(value, str) and value:
+        prefix = re.match(r"^data:application/([^;]*);base64,", value)
+        return base64.b64decode(value[prefix.end() :]) if prefix else value.encode()
+    path = details.get("ssl-root-cert-path")
+    if path:
+        with open(path, "rb") as file:
+            return file.read()
+    return None
 
 
 def _non_blank(value) -> bool:
@@ -149,9 +201,13 @@ DASHBOARD_FIELDS = {"description": A_STRING, "collection_id": POSITIVE}
 class FakeMetabase(LoopbackHTTPServer):
     """State in memory; `calls` records (method, path, body) of every authenticated request."""
 
-    def __init__(self, email: str = "admin@example.org", password: str = "s3cret-admin"):
-        self.users = {email: password}
-        self.sessions: set[str] = set()
+    def __init__(self, email: str = "admin@example.org", password: str = "s3cret-admin", set_up: bool = True):
+        self.users = {email: password} if set_up else {}
+        self.setup_token = str(uuid.uuid4())
+        self.sessions: dict[str, str] = {}  # session id -> user
+        self.api_keys: dict[str, str] = {}  # key -> group
+        self.initializing = False
+        self.public_calls: list[tuple[str, str, dict | None]] = []
         self.calls: list[tuple[str, str, dict | None]] = []
         self.ids = itertools.count(2)  # 1 is the sample database / the admin's personal collection
         self.warehouse_ssl = False
@@ -258,46 +314,113 @@ class FakeMetabase(LoopbackHTTPServer):
         if self.users.get(body["username"]) != body["password"]:
             return 401, {"errors": {"password": "did not match stored password"}}
         session = str(uuid.uuid4())
-        self.sessions.add(session)
+        self.sessions[session] = body["username"]
         return 200, {"id": session}
+
+    def logout(self, session: str | None):
+        """DELETE /api/session (src/metabase/session/api.clj): 404 without a session or for an unknown one."""
+        if not session or session not in self.sessions:
+            return 404, "Not found."
+        del self.sessions[session]
+        return 204, None
+
+    def properties(self):
+        """GET /api/session/properties: the public settings, the setup token among them (visibility :public,
+        src/metabase/setup/settings.clj)."""
+        return 200, {
+            "setup-token": self.setup_token,
+            "has-user-setup": bool(self.users),
+            "version": {"tag": "v0.52.0"},
+        }
+
+    def setup(self, body):
+        """POST /api/setup (src/metabase/setup/api.clj): the token must match, the e-mail be one, the password valid
+        (ms/ValidPassword: src/metabase/util/password.clj), the site named; once a user exists, 403."""
+        user, prefs = body.get("user") or {}, body.get("prefs") or {}
+        errors = {}
+        if not _non_blank(body.get("token")) or body["token"] != self.setup_token:
+            errors["token"] = "Token does not match the setup token."
+        if not isinstance(user.get("email"), str) or not EMAIL.fullmatch(user["email"]):
+            errors["email"] = "value must be a valid email address."
+        if not _valid_password(user.get("password")):
+            errors["password"] = "password is too common."
+        if not _non_blank(prefs.get("site_name")):
+            errors["site_name"] = "value must be a non-blank string."
+        if errors:
+            raise BadRequest(errors)
+        if self.users:
+            raise Refused(
+                403,
+                {
+                    "message": "The /api/setup route can only be used to create the first user, however a user "
+                    "currently exists."
+                },
+            )
+        self.users[user["email"]] = user["password"]
+        self.site_name = prefs["site_name"]
+        session = str(uuid.uuid4())
+        self.sessions[session] = user["email"]
+        return 200, {"id": session}
+
+    def caller(self, headers) -> str | None:
+        """Who a request is from: "admin" or the API key's group; None when it authenticates nobody."""
+        if headers.get("X-Metabase-Session") in self.sessions:
+            return "Administrators"  # the fake's users are all admins
+        key = headers.get("x-api-key")
+        if isinstance(key, str) and key.startswith("mb_") and 12 <= len(key) <= 254:
+            return self.api_keys.get(key)
+        return None
 
     # ---- databases: src/metabase/api/database.clj (v0.50), src/metabase/warehouses/api.clj (HEAD) ----
 
     def test_connection(self, details: dict) -> str | None:
         """`test-database-connection`: None if the warehouse accepts `details`, else the error message.
 
-        Really connects, with psycopg, to the given host/port/dbname/user/password. The embedded server
-        has no SSL: an SSL attempt succeeds only if the fake is told the warehouse has it (`warehouse_ssl`),
-        and then only if the same details work in plaintext, which the fake checks instead."""
+        Really connects, with psycopg, to the given host/port/dbname/user/password, with the driver's SSL settings
+        (see the module docstring). The embedded server, reached by its socket, has no SSL: there an SSL attempt
+        succeeds only if the fake is told the warehouse has it (`warehouse_ssl`), and the same details are then
+        tried in plaintext instead."""
         time.sleep(self.connection_test_delay)
         ssl = details.get("ssl") is True
-        if ssl and not self.warehouse_ssl:
+        mode = (details.get("ssl-mode") or "require") if ssl else "disable"
+        root_cert = _root_certificate(details) if mode in ("verify-ca", "verify-full") else None
+        socket_host = str(details.get("host", "")).startswith("/")
+        if mode in ("verify-ca", "verify-full") and root_cert is None:
+            # pgJDBC's LibPQFactory, with no sslrootcert, reads the default file, which Metabase's image lacks
+            error = "Could not open SSL root certificate file /home/metabase/.postgresql/root.crt."
+        elif socket_host and ssl and not self.warehouse_ssl:
             error = "SSL error: server does not support SSL, but SSL was required"
-        elif not ssl and self.warehouse_forces_ssl:
+        elif socket_host and not ssl and self.warehouse_forces_ssl:
             # what PostgreSQL answers when pg_hba.conf only has `hostssl` lines (RDS's rds.force_ssl)
             error = (
                 f'FATAL: no pg_hba.conf entry for host "127.0.0.1", user "{details.get("user")}", '
                 f'database "{details.get("dbname")}", no encryption'
             )
         else:
-            error = self._connect(details)
+            error = self._connect(details, "disable" if socket_host else mode, root_cert)
         self.connection_tests.append(details | {"error": error})
         return error
 
     @staticmethod
-    def _connect(details: dict) -> str | None:
-        try:
-            psycopg.connect(
-                host=details.get("host"),
-                port=details.get("port"),
-                dbname=details.get("dbname"),
-                user=details.get("user"),
-                password=details.get("password"),
-                sslmode="disable",
-                connect_timeout=5,
-            ).close()
-        except psycopg.Error as exc:
-            return str(exc).strip()
+    def _connect(details: dict, sslmode: str, root_cert: bytes | None) -> str | None:
+        with tempfile.NamedTemporaryFile(suffix=".pem") as ca:
+            ca.write(root_cert or b"")
+            ca.flush()
+            try:
+                psycopg.connect(
+                    host=details.get("host"),
+                    port=details.get("port"),
+                    dbname=details.get("dbname"),
+                    user=details.get("user"),
+                    password=details.get("password"),
+                    sslmode=sslmode,
+                    # "require" verifies nothing in pgJDBC (NonValidatingFactory): no root certificate for libpq,
+                    # which would otherwise verify against one it finds
+                    sslrootcert=ca.name if root_cert else "/nonexistent/root.crt",
+                    connect_timeout=5,
+                ).close()
+            except psycopg.Error as exc:
+                return str(exc).strip()
         return None
 
     def test_connection_details(self, details: dict) -> tuple[dict, str | None]:
@@ -338,8 +461,9 @@ class FakeMetabase(LoopbackHTTPServer):
         _check(body, {}, {"name": NON_BLANK, "engine": ENGINE, "details": A_MAP, "description": A_STRING})
         details = body.get("details")
         if details is not None:
-            if details.get("password") == PROTECTED_PASSWORD:
-                details = details | {"password": database["details"].get("password")}
+            for secret in SENSITIVE:
+                if details.get(secret) == PROTECTED_PASSWORD:
+                    details = details | {secret: database["details"].get(secret)}
             details = database["details"] | details
             if details != database["details"]:
                 error = self.test_connection(details)
@@ -630,7 +754,7 @@ class FakeMetabase(LoopbackHTTPServer):
 
     @staticmethod
     def _masked(details: dict) -> dict:
-        return details | ({"password": PROTECTED_PASSWORD} if details.get("password") else {})
+        return details | {secret: PROTECTED_PASSWORD for secret in SENSITIVE if details.get(secret)}
 
     @staticmethod
     def _find(table: dict, match):
@@ -658,6 +782,9 @@ class FakeMetabase(LoopbackHTTPServer):
             def do_PUT(self):
                 self._dispatch()
 
+            def do_DELETE(self):
+                self._dispatch()
+
             def _dispatch(self):
                 url = urlparse(self.path)
                 query = parse_qs(url.query)
@@ -674,10 +801,32 @@ class FakeMetabase(LoopbackHTTPServer):
                     if replaced:
                         fake.calls.append((self.command, url.path, body))
                         return self._reply(*replaced)
-                    if (self.command, url.path.rstrip("/")) == ("POST", "/api/session"):
-                        return self._reply(*fake.login(body))
-                    if self.headers.get("X-Metabase-Session") not in fake.sessions:
+                    request = (self.command, url.path.rstrip("/"))
+                    if fake.initializing:  # src/metabase/server/routes.clj: 503 until initialised
+                        return self._reply(503, {"status": "initializing", "progress": 0.5})
+                    public = {
+                        ("GET", "/api/health"): lambda: (200, {"status": "ok"}),
+                        ("GET", "/api/session/properties"): fake.properties,
+                        ("POST", "/api/setup"): lambda: fake.setup(body),
+                        ("POST", "/api/session"): lambda: fake.login(body),
+                        ("DELETE", "/api/session"): lambda: fake.logout(
+                            self.headers.get("X-Metabase-Session")
+                        ),
+                    }
+                    if request in public:
+                        fake.public_calls.append((self.command, url.path, body))
+                        return self._reply(*public[request]())
+                    caller = fake.caller(self.headers)
+                    if caller is None:
                         return self._reply(401, "Unauthenticated")
+                    if (
+                        request[1].startswith("/api/database")
+                        and self.command != "GET"
+                        and caller != "Administrators"
+                    ):
+                        return self._reply(
+                            403, "You don't have permissions to do that."
+                        )  # api/check-superuser
                     for method, pattern, handler in fake.routes():
                         match = re.fullmatch(pattern, url.path)
                         if method == self.command and match:
@@ -692,6 +841,10 @@ class FakeMetabase(LoopbackHTTPServer):
                     return self._reply(404, "Not found.")
 
             def _reply(self, status: int, payload):
+                if status == 204:  # no content, no body
+                    self.send_response(204)
+                    self.end_headers()
+                    return
                 data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
                 self.send_response(status)
                 kind = "text/plain" if isinstance(payload, str) else "application/json"
