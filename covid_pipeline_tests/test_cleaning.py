@@ -289,4 +289,6 @@ def test_one_future_dated_row_is_rejected_and_does_not_move_the_reporting_window
     assert (line, column) == (43, "fecha_apertura") and "2100-12-31 is after the row's own" in reason
     latest = max(r["fecha_apertura"] for r in rows if r["fecha_apertura"] != "2100-12-31")
     assert query(sample_copy, "SELECT max(opened_date)::text FROM covid.cases") == [(latest,)]
-    assert query(sample_copy, "SELECT reference_date::text FROM reporting.latest_update") == [(latest,)]
+    # the reporting window ends on the publication's date, never on a data column's max()
+    [published] = {r["ultima_actualizacion"] for r in rows}
+    assert query(sample_copy, "SELECT reference_date::text FROM reporting.latest_update") == [(published,)]

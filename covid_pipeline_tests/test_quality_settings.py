@@ -26,7 +26,7 @@ def test_anything_else_is_refused_naming_the_variable_and_the_accepted_values(wo
         parse_boolean("COVID_ALLOW_OLDER_PUBLICATION", word)
     assert str(refused.value) == (
         f"COVID_ALLOW_OLDER_PUBLICATION={word!r} is not a yes/no value: "
-        "write one of true/false, yes/no, on/off, 1/0."
+        "write true/false, yes/no, on/off or 1/0."
     )
 
 

@@ -86,8 +86,8 @@ def export_marts(conn, store, names=MARTS) -> dict[str, dict]:
     deps=[key_of(name) for name in MARTS],
     group_name="reporting",
     kinds={"parquet"},
-    description="Every reporting table as Parquet in the reports store: exports/<table>.parquet (latest) and "
-    "exports/<publication date>/<table>.parquet.",
+    description="Every reporting table as Parquet in the reports store: `exports/<table>.parquet` (latest) and "
+    "`exports/<publication date>/<table>.parquet`.",
 )
 def exports(
     context: AssetExecutionContext, warehouse: WarehouseResource, reports_store: StoreResource

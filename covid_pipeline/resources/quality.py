@@ -129,7 +129,7 @@ def parse_boolean(variable: str, value: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise SettingError(
-        f"{variable}={value!r} is not a yes/no value: write one of true/false, yes/no, on/off, 1/0."
+        f"{variable}={value!r} is not a yes/no value: write true/false, yes/no, on/off or 1/0."
     )
 
 
