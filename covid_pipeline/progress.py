@@ -28,18 +28,28 @@ def download_line(name: str, done: int, total: int | None, seconds: float) -> st
     rate = done / seconds
     line = f"{name}: {_megabytes(done)}"
     if total:
-        left = f"ETA {_duration((total - done) / rate)}" if rate else "ETA unknown"
-        line += f" of {_megabytes(total)} ({done / total:.0%}), {_megabytes(rate)}/s, {left}"
+        line += (
+            f" of {_megabytes(total)} ({done / total:.0%}), {_megabytes(rate)}/s, {_eta(done, total, rate)}"
+        )
     else:
         line += f" (size not announced), {_megabytes(rate)}/s"
     return line
 
 
-def load_line(read: int, loaded: int, rejected: int, seconds: float) -> str:
-    return (
+def load_line(read: int, loaded: int, rejected: int, done: int, total: int | None, seconds: float) -> str:
+    """Rows so far and their rate; how much of the (uncompressed) file is read, and the time left at the
+    rate bytes were read so far (rows vary in length: bytes, not rows, say how far the load has come)."""
+    line = (
         f"covid.cases load: {read:,} rows read, {loaded:,} loaded, {rejected:,} rejected, "
         f"{read / seconds:,.0f} rows/s"
     )
+    if total:
+        line += f"; {_megabytes(done)} of {_megabytes(total)} ({done / total:.0%}), {_eta(done, total, done / seconds)}"
+    return line
+
+
+def _eta(done: int, total: int, rate: float) -> str:
+    return f"ETA {_duration(max(total - done, 0) / rate)}" if rate else "ETA unknown"
 
 
 def _megabytes(n: float) -> str:

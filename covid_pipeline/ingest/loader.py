@@ -6,6 +6,7 @@ database and the parser work at the same time; at most a few chunks are ever in 
 """
 
 import csv
+import os
 import queue
 import tempfile
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pgpq
@@ -123,8 +125,16 @@ def load_cases(
         ):
             report = LoadReport(name, source_sha256)
             progress = Progress(log, progress_seconds)
+            counted = CountedReader(raw)
             duplicates = _copy_records(
-                conn, Utf8Stream(raw, name), chunk_bytes, report, csv.writer(spool), log, progress
+                conn,
+                Utf8Stream(counted, name),
+                counted,
+                chunk_bytes,
+                report,
+                csv.writer(spool),
+                log,
+                progress,
             )
             enforce(limits, report, latest[2] if latest else None)
             _finish_table(conn, duplicates)
@@ -154,8 +164,29 @@ def load_cases(
     return report
 
 
+class CountedReader:
+    """The file's bytes as they are read, counted (how far the load has come), with their total."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw, self.done = raw, 0
+        # a zip member's uncompressed size (reader.py), or the bare file's
+        self.total = getattr(raw, "size", None) or os.fstat(raw.fileno()).st_size
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.done += len(data)
+        return data
+
+
 def _copy_records(
-    conn, stream: Utf8Stream, chunk_bytes: int, report: LoadReport, rejects_out, log, progress: Progress
+    conn,
+    stream: Utf8Stream,
+    counted: CountedReader,
+    chunk_bytes: int,
+    report: LoadReport,
+    rejects_out,
+    log,
+    progress: Progress,
 ) -> list[int]:
     """COPY every clean row into the loading table; returns the ids that occurred more than once."""
     seen, publication_dates = SeenIds(), DateCounts()
@@ -182,7 +213,14 @@ def _copy_records(
             report.rows_rejected += len(cleaned.rejects)
             seen.add(_case_ids(table))
             publication_dates.update(table.column("last_updated"))
-            progress.tick(load_line, report.rows_read, report.rows_loaded, report.rows_rejected)
+            progress.tick(
+                load_line,
+                report.rows_read,
+                report.rows_loaded,
+                report.rows_rejected,
+                counted.done,
+                counted.total,
+            )
     report.last_updated = publication_dates.most_common()
     report.encoding = stream.encoding
     report.duplicate_rows = seen.duplicate_rows
