@@ -4,7 +4,8 @@ Each line starts with PREFIX, so a console that shows only a summary (the demo's
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 PREFIX = "progress:"
 INTERVAL_SECONDS = 5.0
@@ -22,6 +23,14 @@ class Progress:
         if now - self.last >= self.interval:
             self.last = now
             self.log(f"{PREFIX} {line(*values, max(now - self.started, 1e-9))}")
+
+
+@contextmanager
+def step(log: Callable[[str], None], what: str) -> Iterator[None]:
+    """Log `what` and its seconds once it is done (the load's steps after COPY take minutes at 29M rows)."""
+    started = time.monotonic()
+    yield
+    log(f"{what} in {_duration(time.monotonic() - started, decimals=1)}")
 
 
 def download_line(name: str, done: int, total: int | None, seconds: float) -> str:
@@ -56,6 +65,8 @@ def _megabytes(n: float) -> str:
     return f"{n / 1e6:,.1f} MB"
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float, decimals: int = 0) -> str:
+    if seconds < 60:
+        return f"{seconds:.{decimals}f} s"
     seconds = round(seconds)
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60:02d} s"

@@ -94,6 +94,15 @@ def test_a_load_logs_rows_rate_and_how_much_of_the_uncompressed_file_is_read(tmp
     assert read == report.rows_read == 20_000
     assert rejected == report.rows_rejected == summary["bad_rows"]
     assert loaded == report.rows_loaded + report.duplicate_rows  # duplicates are removed after the COPY
+    # then each step after the COPY, with its seconds (minutes each at 29M rows)
+    assert report.duplicate_rows > 0
+    for done in (
+        r"earlier occurrences of [\d,]+ repeated ids removed",
+        "primary key and date index built",
+        "covid.cases swapped in, rejects kept",
+        "covid.cases analyzed",
+    ):
+        assert any(re.fullmatch(rf"{done} in \d+\.\d s", line) for line in lines), (done, lines)
 
 
 def test_the_load_eta_is_the_time_left_at_the_rate_bytes_were_read():

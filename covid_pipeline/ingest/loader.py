@@ -37,7 +37,7 @@ from covid_pipeline.ingest.reader import (
     open_csv_member,
 )
 from covid_pipeline.ingest.registry_format import LOADED_COLUMNS, REGISTRY_COLUMNS, Kind
-from covid_pipeline.progress import INTERVAL_SECONDS, Progress, load_line
+from covid_pipeline.progress import INTERVAL_SECONDS, Progress, load_line, step
 from covid_pipeline.resources.database import read_sql
 from covid_pipeline.resources.warehouse import swap_in
 
@@ -141,10 +141,12 @@ def load_cases(
             )
             enforce(limits, report, latest[2] if latest else None)
             _finish_table(conn, duplicates, log)
-            swap_in(conn, SCHEMA, INCOMING, TABLE)
-            spool.seek(0)
-            _replace_rejects(conn, spool)
-        conn.execute("ANALYZE covid.cases")
+            with step(log, "covid.cases swapped in, rejects kept"):
+                swap_in(conn, SCHEMA, INCOMING, TABLE)
+                spool.seek(0)
+                _replace_rejects(conn, spool)
+        with step(log, "covid.cases analyzed"):
+            conn.execute("ANALYZE covid.cases")
         report.seconds = time.time() - started
         # cases_filenode: the table this load wrote (warehouse.sql says what the checks make of it)
         report.load_id = conn.execute(
@@ -342,21 +344,23 @@ def _finish_table(conn, duplicate_ids: list[int], log) -> None:
     """The earlier occurrences of repeated ids moved out (into a temporary table, kept until the commit for
     the profile to count them out), then the keys, and the trigger that notes any later change."""
     table = sql.Identifier(SCHEMA, INCOMING)
-    started = time.monotonic()
     if duplicate_ids:
-        dropped = sql.Identifier(DROPPED)
-        conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(dropped, table))
-        conn.execute(_sql("cases_dedup.sql", table=table, dropped=dropped), {"duplicate_ids": duplicate_ids})
-    # A client-side cursor: the file holds several statements, which server-side binding refuses.
-    psycopg.ClientCursor(conn).execute(
-        _sql(
-            "cases_keys.sql",
-            table=table,
-            pkey=sql.Identifier(f"{INCOMING}_pkey"),
-            opened_index=sql.Identifier(f"{INCOMING}_opened_date_idx"),
+        with step(log, f"earlier occurrences of {len(duplicate_ids):,} repeated ids removed"):
+            dropped = sql.Identifier(DROPPED)
+            conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(dropped, table))
+            conn.execute(
+                _sql("cases_dedup.sql", table=table, dropped=dropped), {"duplicate_ids": duplicate_ids}
+            )
+    with step(log, "primary key and date index built"):
+        # A client-side cursor: the file holds several statements, which server-side binding refuses.
+        psycopg.ClientCursor(conn).execute(
+            _sql(
+                "cases_keys.sql",
+                table=table,
+                pkey=sql.Identifier(f"{INCOMING}_pkey"),
+                opened_index=sql.Identifier(f"{INCOMING}_opened_date_idx"),
+            )
         )
-    )
-    log(f"duplicates removed, primary key and date index built in {time.monotonic() - started:.1f} s")
 
 
 def _replace_rejects(conn, spool) -> None:
