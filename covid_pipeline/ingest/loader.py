@@ -346,11 +346,9 @@ def _finish_table(conn, duplicate_ids: list[int], log) -> None:
     table = sql.Identifier(SCHEMA, INCOMING)
     if duplicate_ids:
         with step(log, f"earlier occurrences of {len(duplicate_ids):,} repeated ids removed"):
-            dropped = sql.Identifier(DROPPED)
-            conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(dropped, table))
-            conn.execute(
-                _sql("cases_dedup.sql", table=table, dropped=dropped), {"duplicate_ids": duplicate_ids}
-            )
+            # client-side binding: several statements, and the ids as a constant (see the file)
+            statement = _sql("cases_dedup.sql", table=table, dropped=sql.Identifier(DROPPED))
+            psycopg.ClientCursor(conn).execute(statement, {"duplicate_ids": duplicate_ids})
     with step(log, "primary key and date index built"):
         # A client-side cursor: the file holds several statements, which server-side binding refuses.
         psycopg.ClientCursor(conn).execute(
