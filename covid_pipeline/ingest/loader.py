@@ -388,18 +388,23 @@ def _sql(name: str, **identifiers) -> sql.Composed:
 
 
 class SeenIds:
-    """Which case ids have been seen, in one byte per possible id value (ids are dense integers).
+    """Which case ids have been seen, in one bit per possible id value (ids are dense integers).
 
-    Memory follows the largest id, not the number of rows; ids beyond the dense range go to a set.
+    Memory follows the largest id, not the number of rows (5 MB for ids up to 40 million); ids beyond the
+    dense range go to a set.
     """
 
     DENSE_LIMIT = 1 << 31
 
     def __init__(self):
-        self._dense = np.zeros(1 << 20, dtype=np.uint8)
+        self._bits = np.zeros(1 << 17, dtype=np.uint8)
         self._sparse: set[int] = set()
         self._duplicates: set[int] = set()
         self.duplicate_rows = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bits.nbytes
 
     def add(self, ids: np.ndarray) -> None:
         dense = (ids >= 0) & (ids < self.DENSE_LIMIT)
@@ -409,16 +414,19 @@ class SeenIds:
         ids = ids[dense]
         if not len(ids):
             return
-        if ids.max() >= len(self._dense):
-            grown = np.zeros(max(int(ids.max()) + 1, 2 * len(self._dense)), dtype=np.uint8)
-            grown[: len(self._dense)] = self._dense
-            self._dense = grown
         unique, counts = np.unique(ids, return_counts=True)
-        repeated = (self._dense[unique] > 0) | (counts > 1)
+        byte, bit = unique >> 3, (unique & 7).astype(np.uint8)
+        if byte[-1] >= len(self._bits):  # unique is sorted: its last is the largest
+            grown = np.zeros(max(int(byte[-1]) + 1, 2 * len(self._bits)), dtype=np.uint8)
+            grown[: len(self._bits)] = self._bits
+            self._bits = grown
+        seen = ((self._bits[byte] >> bit) & 1).astype(bool)
+        repeated = seen | (counts > 1)
         if repeated.any():
             self._duplicates.update(unique[repeated].tolist())
-            self.duplicate_rows += int(counts[repeated].sum() - (self._dense[unique[repeated]] == 0).sum())
-        self._dense[unique] = 1
+            self.duplicate_rows += int(counts[repeated].sum() - (~seen[repeated]).sum())
+        # several ids may share a byte: the unbuffered `at` sets each of their bits
+        np.bitwise_or.at(self._bits, byte, np.left_shift(np.uint8(1), bit))
 
     def _note(self, value: int, seen: bool) -> None:
         if seen:
