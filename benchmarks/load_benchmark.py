@@ -172,12 +172,13 @@ def psql_path() -> str:
     return found
 
 
-def database_url() -> str:
+def database_url(database: str = "covid_bench") -> str:
+    """COVID_DATABASE_URL, else `database` on the embedded server kept in benchmarks/out/pgdata."""
     url = os.environ.get("COVID_DATABASE_URL")
     if not url:
         from covid_pipeline.resources.embedded_postgres import embedded_server_url
 
-        url = embedded_server_url(OUT / "pgdata", database="covid_bench")
+        url = embedded_server_url(OUT / "pgdata", database=database)
     prepare_database(url)
     return url
 

@@ -35,6 +35,16 @@ def large_registry(tmp_path_factory):
     return write_large_registry(tmp_path_factory.mktemp("large") / "Covid19Casos.csv", copies=20)
 
 
+def kill_mid_copy(url: str, process: subprocess.Popen) -> None:
+    """SIGKILL `process` once a COPY into the database is well under way."""
+    try:
+        copying_backend(url)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(60)
+    assert process.returncode == -signal.SIGKILL
+
+
 def assert_untouched_and_reloadable(url, snapshot):
     assert query(url, SNAPSHOT) == snapshot
     assert query(url, "SELECT count(*) FROM covid.loads") == [(1,)]
@@ -101,13 +111,7 @@ def test_a_loading_process_killed_mid_copy_leaves_the_previous_tables(loaded, la
         "import sys; from covid_pipeline.ingest.loader import load_cases; "
         "load_cases(sys.argv[1], sys.argv[2], source_sha256='killed', chunk_bytes=256 * 1024)"
     )
-    process = subprocess.Popen([sys.executable, "-c", code, url, str(large_registry)])
-    try:
-        copying_backend(url)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(60)
-    assert process.returncode == -signal.SIGKILL
+    kill_mid_copy(url, subprocess.Popen([sys.executable, "-c", code, url, str(large_registry)]))
     # the orphaned backend notices its client is gone and rolls back; the next load waits for it
     assert_untouched_and_reloadable(url, snapshot)
 
@@ -148,13 +152,9 @@ def test_the_graph_killed_mid_copy_leaves_every_table_and_the_next_run_loads(sam
     before = {table: fingerprint(url, table) for table in LOAD_TABLES}
     cases = write_large_registry(tmp_path / "Covid19Casos.csv", copies=20)
     command, env = graph_command(url, tmp_path, str(cases))
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        copying_backend(url)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(60)
-    assert process.returncode == -signal.SIGKILL
+    kill_mid_copy(
+        url, subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    )
     # the orphaned backend notices its client is gone and rolls back: nothing of the load stays behind
     deadline = time.monotonic() + 60
     while (
