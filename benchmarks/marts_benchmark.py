@@ -19,7 +19,6 @@ Targets: every query <= 100 ms; daily_aggregates + marts <= 15% of the load's ti
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -29,19 +28,9 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 sys.path.insert(0, str(HERE.parent))  # run from a checkout: import this copy of covid_pipeline
 
+from benchmarks.load_benchmark import database_url, registry_zip  # noqa: E402
+
 TARGET_MS, TARGET_SHARE = 100.0, 0.15
-
-
-def database_url(data_dir: Path) -> str:
-    from covid_pipeline.resources.database import migrate
-
-    url = os.environ.get("COVID_DATABASE_URL")
-    if not url:
-        from covid_pipeline.resources.embedded_postgres import embedded_server_url
-
-        url = embedded_server_url(data_dir, database="covid_marts_bench")
-    migrate(url)
-    return url
 
 
 def load_reference(url: str) -> None:
@@ -140,18 +129,6 @@ def time_queries(url: str, statements: dict[str, str], repeat: int) -> dict[str,
     return results
 
 
-def registry_zip(rows: int, seed: int, given: Path | None) -> Path:
-    from benchmarks.generate_registry import write_registry
-
-    if given:
-        return given
-    path = OUT / f"Covid19Casos_{rows}_seed{seed}.zip"
-    if not path.exists():
-        print(f"generating {rows:,} rows into {path} ...", flush=True)
-        write_registry(path, rows, seed=seed)
-    return path
-
-
 def print_table(results: dict) -> None:
     build_ = results["build"]
     print(f"\ncovid.cases: {build_['rows_loaded']:,} rows; best of {results['repeat']} runs per query")
@@ -187,8 +164,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
-    source = registry_zip(args.rows, args.seed, args.zip)
-    url = database_url(args.pgdata)
+    source, _ = registry_zip(args.rows, args.seed, args.zip)
+    url = database_url("covid_marts_bench", args.pgdata)
     load_reference(url)
     results = {"repeat": args.repeat, "zip": str(source), "build": build(url, source, args.refresh_repeat)}
     results["queries"] = time_queries(url, queries(url), args.repeat)

@@ -68,6 +68,9 @@ def test_benchmark_script_prints_the_figures_for_a_small_registry(tmp_path, ware
             "2000",
             "--zip",
             str(source),
+            "--seed-method",
+            "--data",
+            str(tmp_path),
         ],
         env=env,
         capture_output=True,
@@ -76,14 +79,17 @@ def test_benchmark_script_prints_the_figures_for_a_small_registry(tmp_path, ware
         timeout=120,
     ).stdout
 
-    for label in ("ours: cleaned_cases", "limit: psql \\copy", "seed: pandas", "daily_aggregates on ours"):
+    for label in ("\\copy: psql, raw CSV", "ours: cleaned_cases", "seed: pandas", "daily_aggregates on ours"):
         line = next(line for line in printed.splitlines() if line.startswith(label))
-        assert re.search(r"\d+\.\d\d\s", line), line  # seconds, then rows/s and peak RSS
-    for ratio in ("ours/limit throughput", "seed/ours time", "daily_aggregates/load time"):
+        assert re.search(r"\d+\.\d\d\s", line), line  # seconds, then rows/s, the ratio and peak RSS
+    for ratio in ("ours vs \\copy (\\copy seconds / ours): ", "seed/ours time", "daily_aggregates/load time"):
         assert ratio in printed
     loaded = 2_000 - summary["duplicates"]
-    assert f"rows in covid.cases: {loaded:,}" in printed
+    assert f"rows in covid.cases: {loaded:,}" in printed and "\\copy read 2,000" in printed
+    assert re.search(r"^disk: database [\d,]+ MB \(covid.cases [\d,]+ MB\)$", printed, re.MULTILINE), printed
     with psycopg.connect(warehouse_url) as conn:
         assert conn.execute("SELECT count(*) FROM covid.cases").fetchone()[0] == loaded
-        assert conn.execute("SELECT count(*) FROM bench.cases_copy_limit").fetchone()[0] == loaded
         assert conn.execute("SELECT count(*) FROM bench.cases_seed_method").fetchone()[0] == 2_000
+        # the reference's table is dropped once timed: no second copy of the data on disk
+        assert conn.execute("SELECT to_regclass('bench.raw_copy')").fetchone() == (None,)
+    assert not list(tmp_path.glob("**/*.csv")), "the given zip's CSV is unzipped for the run only"

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import psycopg
 import pytest
@@ -16,7 +17,7 @@ from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.resources.sources import DownloadError, SourcesResource
 from covid_pipeline_tests.conftest import REAL_DATA
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, row, write_large_registry, write_registry
-from covid_pipeline_tests.helpers.warehouse import copying_backend, query, run_graph
+from covid_pipeline_tests.helpers.warehouse import checks_of, copying_backend, fingerprint, query, run_graph
 
 SNAPSHOT = "SELECT count(*), sum(case_id), max(source_line) FROM covid.cases"
 SAMPLE = sample_sources()
@@ -32,6 +33,16 @@ def loaded(warehouse_url):
 @pytest.fixture(scope="module")
 def large_registry(tmp_path_factory):
     return write_large_registry(tmp_path_factory.mktemp("large") / "Covid19Casos.csv", copies=20)
+
+
+def kill_mid_copy(url: str, process: subprocess.Popen) -> None:
+    """SIGKILL `process` once a COPY into the database is well under way."""
+    try:
+        copying_backend(url)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(60)
+    assert process.returncode == -signal.SIGKILL
 
 
 def assert_untouched_and_reloadable(url, snapshot):
@@ -100,15 +111,66 @@ def test_a_loading_process_killed_mid_copy_leaves_the_previous_tables(loaded, la
         "import sys; from covid_pipeline.ingest.loader import load_cases; "
         "load_cases(sys.argv[1], sys.argv[2], source_sha256='killed', chunk_bytes=256 * 1024)"
     )
-    process = subprocess.Popen([sys.executable, "-c", code, url, str(large_registry)])
-    try:
-        copying_backend(url)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(60)
-    assert process.returncode == -signal.SIGKILL
+    kill_mid_copy(url, subprocess.Popen([sys.executable, "-c", code, url, str(large_registry)]))
     # the orphaned backend notices its client is gone and rolls back; the next load waits for it
     assert_untouched_and_reloadable(url, snapshot)
+
+
+# What a load writes, and what is built from it: none of it may move when a load is killed.
+LOAD_TABLES = (
+    "covid.cases",
+    "covid.loads",
+    "covid.rejected_cases",
+    "covid.load_dates",
+    "covid.load_values",
+    "covid.load_places",
+    "covid.load_outcomes",
+    "covid.daily_aggregates",
+)
+
+
+def graph_command(url: str, tmp_path, cases: str) -> tuple[list[str], dict]:
+    """`dagster asset materialize --select '*'` as a user runs it, on `cases`, into the database at `url`."""
+    (tmp_path / "dagster").mkdir(exist_ok=True)
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("COVID_")}
+        | SAMPLE
+        | {
+            "COVID_CASES_URL": cases,
+            "COVID_DATABASE_URL": url,
+            "COVID_HOME": str(tmp_path / "home"),
+            "DAGSTER_HOME": str(tmp_path / "dagster"),
+        }
+    )
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "covid_pipeline.definitions"]
+    return [*command, "--select", "*"], env
+
+
+@pytest.mark.slow
+def test_the_graph_killed_mid_copy_leaves_every_table_and_the_next_run_loads(sample_copy, tmp_path):
+    url = sample_copy  # the bundled sample, loaded by the graph
+    before = {table: fingerprint(url, table) for table in LOAD_TABLES}
+    cases = write_large_registry(tmp_path / "Covid19Casos.csv", copies=20)
+    command, env = graph_command(url, tmp_path, str(cases))
+    kill_mid_copy(
+        url, subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    )
+    # the orphaned backend notices its client is gone and rolls back: nothing of the load stays behind
+    deadline = time.monotonic() + 60
+    while (
+        query(url, "SELECT to_regclass('covid.cases__incoming')") != [(None,)] and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert query(url, "SELECT to_regclass('covid.cases__incoming')") == [(None,)]
+    assert {table: fingerprint(url, table) for table in LOAD_TABLES} == before
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert query(url, "SELECT count(*) FROM covid.cases") == [(20 * 10_075,)]
+    assert query(url, "SELECT count(*), max(rows_loaded) FROM covid.loads") == [(2, 20 * 10_075)]
+    # the checks after the re-run read the counts the re-run recorded, and pass
+    checks = run_graph(url, tmp_path / "raw", str(cases), *list(SAMPLE.values())[1:])
+    assert all(check.passed for check in checks_of(checks).values())
 
 
 def test_a_download_from_a_server_without_ranges_starts_over(http_server, tmp_path):

@@ -41,20 +41,35 @@ def test_graph_benchmark_prints_steps_and_overhead_of_the_cli_path_on_the_sample
             )
     assert printed.returncode == 0, printed.stderr[-3000:]
     out = printed.stdout
-    assert "rows in covid.cases 10,075" in out
+    assert "rows in covid.cases 10,075 (\\copy read 10,075)" in out
     # The UI path launches through the same GraphQL helper (helpers/dagster_ui.py) that test_dev.py runs
     # against a live `dev`: left out here, it would start a second webserver and daemon for the same check.
-    labels = ("graph: dagster asset materialize", "Dagster alone", "load_cases alone", "limit: psql")
-    for label in labels:
-        assert re.search(rf"^{re.escape(label)}.*\s\d+\.\d\d", out, re.MULTILINE), out
+    labels = (
+        "\\copy: psql, raw CSV",
+        "graph: dagster asset materialize",
+        "Dagster alone",
+        "load_cases alone",
+    )
+    for label in labels:  # seconds, then the ratio to \copy
+        assert re.search(rf"^{re.escape(label)}.*\s\d+\.\d\d\s+\d+\.\d\d\s", out, re.MULTILINE), out
     for path in ("cli",):
         steps = re.search(rf"^{path} steps \(s\): (.*); run (\d+\.\d\d) s$", out, re.MULTILINE)
         assert steps, out
         names = [part.rsplit(" ", 1)[0] for part in steps.group(1).split(", ")]
         assert {"raw_csv_s3", "cleaned_cases", "cases_checks", "daily_aggregates", "report"} <= set(names)
-    assert re.search(r"^graph via CLI / psql \\copy: \d+\.\dx$", out, re.MULTILINE), out
+    assert re.search(r"^graph / \\copy: \d+\.\dx \(\\copy ÷ graph \d+\.\d\d\)$", out, re.MULTILINE), out
+    assert re.search(
+        r"^cleaned_cases: \\copy ÷ step \d+\.\d\d; cases_checks \d+\.\d% of the load$", out, re.M
+    ), out
+    assert re.search(
+        r"^disk: database [\d,]+ MB \(covid.cases [\d,]+ MB\), raw store [\d,]+ MB$", out, re.M
+    ), out
+    # the figures again as one Markdown row, under its header
+    header, rule, row = out.strip().splitlines()[-3:]
+    assert header.startswith("| rows | `\\copy` s | graph s |") and rule.startswith("|---|")
+    assert row.startswith("| 10,075 | ") and row.count("|") == header.count("|")
     floor = (
-        r"^CLI overhead (\d+\.\d\d) s = Dagster's floor (\d+\.\d\d) s \+ this graph's own (-?\d+\.\d\d) s;"
+        r"^CLI overhead (\d+\.\d\d) s = Dagster's floor (\d+\.\d\d) s \+ this graph's own (-?\d+\.\d\d) s$"
     )
     split = re.search(floor, out, re.MULTILINE)
     assert split, out

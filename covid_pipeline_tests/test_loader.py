@@ -1,10 +1,11 @@
 """Loading into the embedded PostgreSQL: COPY, rejects, duplicates, swap, idempotence, failure safety."""
 
+import numpy as np
 import psycopg
 import pytest
 
 from covid_pipeline.ingest.errors import SourceFormatError
-from covid_pipeline.ingest.loader import load_cases
+from covid_pipeline.ingest.loader import SeenIds, load_cases
 from covid_pipeline.ingest.registry_format import SOURCE_NAMES
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, format_line, real_rows, row, write_registry
 from covid_pipeline_tests.helpers.warehouse import query
@@ -182,3 +183,14 @@ def test_readers_keep_the_old_table_until_the_swap_commits(warehouse_url, tmp_pa
     )
     # dependent views are recreated on the new table
     assert query(warehouse_url, "SELECT case_id FROM covid.confirmed") == [(77,)]
+
+
+def test_repeated_ids_are_found_with_a_bit_per_possible_id():
+    seen = SeenIds()
+    seen.add(np.array([5, 6, 7, 8, 5], dtype=np.int64))  # repeated within a chunk
+    seen.add(np.array([8, 9, 3_000_000_000, 3_000_000_000, 40_000_000], dtype=np.int64))  # and across chunks
+    seen.add(np.array([40_000_000, 9, 10, 16, 17], dtype=np.int64))  # 16 and 17 share a byte, first seen
+    assert seen.duplicate_ids() == [5, 8, 9, 40_000_000, 3_000_000_000]
+    assert seen.duplicate_rows == 5
+    # the whole registry's ids (up to about 40 million) in 5 MB, not 40: memory stays flat at 29M rows
+    assert seen.nbytes <= 40_000_000 // 8 + 1

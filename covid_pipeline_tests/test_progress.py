@@ -1,19 +1,24 @@
 """Long work says how far it has come: downloads (bytes, rate, ETA) and the load (rows read, loaded,
-rejected, rows/s), about every few seconds (a small interval here; no duration is asserted)."""
+rejected, rows/s, and the ETA from the bytes of the uncompressed file read so far), about every few seconds
+(a small interval here; no duration is asserted)."""
 
 import logging
 import re
+import zipfile
+
+import pytest
 
 from benchmarks.generate_registry import write_registry
 from covid_pipeline.ingest.loader import load_cases
-from covid_pipeline.progress import PREFIX
+from covid_pipeline.progress import PREFIX, load_line
 from covid_pipeline.resources.sources import SourcesResource
 
 DOWNLOAD = re.compile(
     rf"{PREFIX} cases: ([\d.,]+) MB of ([\d.,]+) MB \((\d+)%\), ([\d.,]+) MB/s, ETA (\d+ min \d\d s|\d+ s)$"
 )
 LOAD = re.compile(
-    rf"{PREFIX} covid.cases load: ([\d,]+) rows read, ([\d,]+) loaded, ([\d,]+) rejected, ([\d,]+) rows/s$"
+    rf"{PREFIX} covid.cases load: ([\d,]+) rows read, ([\d,]+) loaded, ([\d,]+) rejected, ([\d,]+) rows/s; "
+    r"([\d.,]+) MB of ([\d.,]+) MB \((\d+)%\), ETA (\d+ min \d\d s|\d+ s)$"
 )
 
 
@@ -60,9 +65,12 @@ def test_a_download_of_unannounced_size_logs_bytes_and_rate(http_server, tmp_pat
     ), lines
 
 
-def test_a_load_logs_rows_read_loaded_rejected_and_rate(tmp_path, warehouse_url):
-    path = tmp_path / "Covid19Casos.zip"
-    summary = write_registry(path, 20_000, seed=5, bad_rows=40)
+@pytest.mark.parametrize("name", ["Covid19Casos.zip", "Covid19Casos.csv"])
+def test_a_load_logs_rows_rate_and_how_much_of_the_uncompressed_file_is_read(tmp_path, warehouse_url, name):
+    zipped = tmp_path / "Covid19Casos.zip"
+    summary = write_registry(zipped, 20_000, seed=5, bad_rows=40)
+    size = zipfile.ZipFile(zipped).getinfo("Covid19Casos.csv").file_size  # uncompressed: 12 times the zip
+    path = zipped if name.endswith(".zip") else zipfile.ZipFile(zipped).extract("Covid19Casos.csv", tmp_path)
     lines: list[str] = []
 
     report = load_cases(
@@ -77,10 +85,31 @@ def test_a_load_logs_rows_read_loaded_rejected_and_rate(tmp_path, warehouse_url)
     progress = [LOAD.search(line) for line in lines if line.startswith(PREFIX)]
     assert len(progress) >= 3 and all(progress), lines
     counts = [numbers(m) for m in progress]
-    for read, loaded, rejected, rate in counts:
+    for read, loaded, rejected, rate, done, total, percent in counts:
         assert read == loaded + rejected and rate > 0
-    assert [c[0] for c in counts] == sorted(c[0] for c in counts)
-    read, loaded, rejected, _ = counts[-1]
+        assert total == round(size / 1e6, 1) and 0 < done <= total and abs(percent - 100 * done / total) < 3
+    for column in (0, 4):  # rows read and megabytes read only grow
+        assert [c[column] for c in counts] == sorted(c[column] for c in counts)
+    read, loaded, rejected, *_ = counts[-1]
     assert read == report.rows_read == 20_000
     assert rejected == report.rows_rejected == summary["bad_rows"]
     assert loaded == report.rows_loaded + report.duplicate_rows  # duplicates are removed after the COPY
+    # then each step after the COPY, with its seconds (minutes each at 29M rows)
+    assert report.duplicate_rows > 0
+    for done in (
+        r"earlier occurrences of [\d,]+ repeated ids removed",
+        "primary key and date index built",
+        "covid.cases swapped in, rejects kept",
+        "covid.cases analyzed",
+    ):
+        assert any(re.fullmatch(rf"{done} in \d+\.\d s", line) for line in lines), (done, lines)
+
+
+def test_the_load_eta_is_the_time_left_at_the_rate_bytes_were_read():
+    # 100 MB of 400 read in 10 s: 300 MB left at 10 MB/s
+    line = load_line(1_000_000, 999_000, 1_000, 100_000_000, 400_000_000, 10.0)
+    assert line == (
+        "covid.cases load: 1,000,000 rows read, 999,000 loaded, 1,000 rejected, 100,000 rows/s; "
+        "100.0 MB of 400.0 MB (25%), ETA 30 s"
+    )
+    assert load_line(10, 10, 0, 6_000_000, 6_000_000_000, 60.0).endswith("(0%), ETA 999 min 00 s")

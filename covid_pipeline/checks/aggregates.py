@@ -2,7 +2,8 @@
 
 The expectation is computed another way than daily_aggregates.sql: covid.cases is counted per combination of
 classification and flags, and each measure is derived from those counts here, so a mistake in the aggregates'
-SQL is not repeated by the check that should catch it.
+SQL is not repeated by the check that should catch it. Those counts are the ones covid.cases' load took while it
+streamed the file, as long as the table is what that load wrote (checks/query.py), else the table's own.
 """
 
 from dagster import AssetCheckResult, MetadataValue, asset_check

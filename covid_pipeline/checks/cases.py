@@ -1,7 +1,9 @@
 """Checks on covid.cases, evaluated together in one step after every load and shown in the UI beside the asset.
 
 One op for all of them (`multi_asset_check`): each check is a cheap SQL query, and a step of its own would cost
-more to start than to run. Blocking checks stop daily_aggregates (and what follows) from being built on a table
+more to start than to run. The figures about the rows come from what covid.cases' load counted as it streamed the
+file (ingest/profile.py), as long as the table is exactly what that load wrote; a table changed since is counted
+again (checks/query.py). Only the row count is read back from the table every time. Blocking checks stop daily_aggregates (and what follows) from being built on a table
 that fails them. The load's own gate (ingest/gate.py) already refused the worst files with the same thresholds:
 these checks make the figures visible, and catch what a relaxed threshold let through.
 """
@@ -20,7 +22,7 @@ from dagster import (
 from covid_pipeline.assets.cases import cleaned_cases
 from covid_pipeline.assets.crosswalk import department_crosswalk, mapping
 from covid_pipeline.assets.reference import departments, provinces
-from covid_pipeline.checks.query import fetch, share
+from covid_pipeline.checks.query import cases_as_loaded, counted_from, fetch, fetch_counted, share
 from covid_pipeline.ingest.registry_format import CATEGORICAL_COLUMNS, REGISTRY_COLUMNS, Kind
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.warehouse import WarehouseResource
@@ -29,10 +31,16 @@ DATE_COLUMNS = [c.source for c in REGISTRY_COLUMNS if c.kind is Kind.DATE]
 
 
 def case_ids_unique(warehouse: WarehouseResource, quality: QualityResource) -> AssetCheckResult:
-    counts = fetch(warehouse, "cases_key.sql")
+    with warehouse.connect() as conn:
+        load_id = cases_as_loaded(conn)
+    if load_id:  # the table its load wrote, on which it built the primary key
+        counts = fetch(warehouse, "cases_key_loaded.sql", {"load_id": load_id})
+    else:
+        counts = fetch(warehouse, "cases_key.sql")
     return AssetCheckResult(
         passed=counts["null_ids"] == 0 and counts["duplicated_ids"] == 0,
-        metadata={name: MetadataValue.int(value) for name, value in counts.items()},
+        metadata={name: MetadataValue.int(value) for name, value in counts.items()}
+        | {"counted_from": MetadataValue.text(counted_from(load_id))},
     )
 
 
@@ -88,14 +96,15 @@ def rejected_share_under_limit(warehouse: WarehouseResource, quality: QualityRes
 
 
 def dates_in_range(warehouse: WarehouseResource, quality: QualityResource) -> AssetCheckResult:
-    counts = fetch(warehouse, "cases_dates.sql", {"earliest": quality.earliest})
-    dated = sum(counts[f"{c}_dated"] for c in DATE_COLUMNS)
-    outside = sum(counts[f"{c}_outside"] for c in DATE_COLUMNS)
+    rows, origin = fetch_counted(warehouse, "cases_dates.sql", {"earliest": quality.earliest}, many=True)
+    by_column = {r["column_name"]: r for r in rows}
+    dated = {c: by_column[c]["dated"] if c in by_column else 0 for c in DATE_COLUMNS}
+    outside = {c: by_column[c]["outside"] if c in by_column else 0 for c in DATE_COLUMNS}
+    counts = {"earliest": rows[0]["earliest"], "latest": rows[0]["latest"]}
     table = ["| column | dates | outside the range | share |", "|---|---:|---:|---:|"] + [
-        f"| {c} | {counts[f'{c}_dated']:,} | {counts[f'{c}_outside']:,} | "
-        f"{share(counts[f'{c}_outside'], counts[f'{c}_dated']):.3%} |"
-        for c in DATE_COLUMNS
+        f"| {c} | {dated[c]:,} | {outside[c]:,} | {share(outside[c], dated[c]):.3%} |" for c in DATE_COLUMNS
     ]
+    dated, outside = sum(dated.values()), sum(outside.values())
     outside_share = share(outside, dated)
     return AssetCheckResult(
         passed=outside_share <= quality.max_out_of_range_date_share,
@@ -107,13 +116,14 @@ def dates_in_range(warehouse: WarehouseResource, quality: QualityResource) -> As
             "outside_share": MetadataValue.float(round(outside_share, 6)),
             "max_out_of_range_date_share": MetadataValue.float(quality.max_out_of_range_date_share),
             "by_column": MetadataValue.md("\n".join(table)),
+            "counted_from": MetadataValue.text(origin),
         },
     )
 
 
 def codes_known_to_georef(warehouse: WarehouseResource, quality: QualityResource) -> AssetCheckResult:
     """Provinces georef knows, and departments placed on georef through covid.department_crosswalk."""
-    counts = fetch(warehouse, "cases_codes.sql", {"code_rule": mapping()["reasons"]["code"]})
+    counts, origin = fetch_counted(warehouse, "cases_codes.sql", {"code_rule": mapping()["reasons"]["code"]})
     cases = counts["cases"]
     unknown_provinces = share(counts["province_unknown"], cases)
     unmatched_departments = share(counts["department_unmatched"], cases)
@@ -136,6 +146,7 @@ def codes_known_to_georef(warehouse: WarehouseResource, quality: QualityResource
                 round(share(counts["department_unspecified"], cases), 6)
             ),
             "most_frequent_unmatched_departments": MetadataValue.md("\n".join(table)),
+            "counted_from": MetadataValue.text(origin),
         },
     )
 
@@ -144,7 +155,7 @@ def categorical_values_known(warehouse: WarehouseResource, quality: QualityResou
     """Rows whose sexo, origen_financiamiento or clasificacion_resumen is not a value SISA writes: kept
     in covid.cases (nothing is guessed), listed here so someone can decide what they mean."""
     known = {c.source: list(c.canonical) for c in CATEGORICAL_COLUMNS}
-    unknown = fetch(warehouse, "cases_categories.sql", known, many=True)
+    unknown, origin = fetch_counted(warehouse, "cases_categories.sql", known, many=True)
     total = int(unknown[0]["all_unknown"]) if unknown else 0
     table = ["| column | value | cases |", "|---|---|---:|"] + [
         f"| {r['column_name']} | {r['value']!r} | {r['cases']:,} |" for r in unknown
@@ -160,6 +171,7 @@ def categorical_values_known(warehouse: WarehouseResource, quality: QualityResou
             "cases_with_unknown_values": MetadataValue.int(total),
             "known_values": MetadataValue.json(known),
             "most_frequent_unknown_values": MetadataValue.md("\n".join(table)),
+            "counted_from": MetadataValue.text(origin),
         },
     )
 

@@ -2,10 +2,12 @@
 
 A failed or interrupted load rolls back and leaves the previous `covid.cases` untouched; readers never
 see a half-loaded table. Parsing runs in a worker thread while the main thread feeds COPY, so the
-database and the parser work at the same time; at most a few chunks are ever in memory.
+database and the parser work at the same time; at most a few chunks are ever in memory. What the load
+counts as it streams (ingest/profile.py) is recorded with it, for the checks.
 """
 
 import csv
+import os
 import queue
 import tempfile
 import threading
@@ -14,17 +16,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pgpq
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import sql
 
 from covid_pipeline.ingest.cleaning import CleanChunk, FutureDates, Reject, clean_chunk, split_header
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.gate import NO_LIMITS, GateTally, LatestLoad, LoadLimits, enforce
+from covid_pipeline.ingest.profile import CasesProfile
 from covid_pipeline.ingest.reader import (
     CHUNK_BYTES,
     Chunk,
@@ -33,11 +36,12 @@ from covid_pipeline.ingest.reader import (
     open_csv_member,
 )
 from covid_pipeline.ingest.registry_format import LOADED_COLUMNS, REGISTRY_COLUMNS, Kind
-from covid_pipeline.progress import INTERVAL_SECONDS, Progress, load_line
+from covid_pipeline.progress import INTERVAL_SECONDS, Progress, load_line, step
 from covid_pipeline.resources.database import read_sql
 from covid_pipeline.resources.warehouse import swap_in
 
 SCHEMA, TABLE, INCOMING = "covid", "cases", "cases__incoming"
+DROPPED = "cases__dropped"  # the earlier occurrences of repeated ids, moved out of the loading table
 SAMPLE_REJECTS = 20
 
 # The Arrow types that match covid.cases column for column (cases_table.sql): COPY's binary format
@@ -69,6 +73,7 @@ class LoadReport:
     skipped_unchanged: bool = False
     load_id: int | None = None
     sample_rejects: list[Reject] = field(default_factory=list)
+    profile: CasesProfile = field(default_factory=CasesProfile)
 
     @property
     def rows_per_second(self) -> float:
@@ -127,9 +132,11 @@ def load_cases(
         ):
             report = LoadReport(name, source_sha256)
             progress, tally = Progress(log, progress_seconds), GateTally()
+            counted = CountedReader(raw)
             duplicates = _copy_records(
                 conn,
-                Utf8Stream(raw, name),
+                Utf8Stream(counted, name),
+                counted,
                 chunk_bytes,
                 report,
                 csv.writer(spool),
@@ -139,16 +146,21 @@ def load_cases(
                 future_dates,
             )
             enforce(limits, report, latest, tally)
-            _finish_table(conn, duplicates)
-            swap_in(conn, SCHEMA, INCOMING, TABLE)
-            spool.seek(0)
-            _replace_rejects(conn, spool)
-        conn.execute("ANALYZE covid.cases")
+            _finish_table(conn, duplicates, log)
+            with step(log, "covid.cases swapped in, rejects kept"):
+                swap_in(conn, SCHEMA, INCOMING, TABLE)
+                spool.seek(0)
+                _replace_rejects(conn, spool)
+        with step(log, "covid.cases analyzed"):
+            conn.execute("ANALYZE covid.cases")
         report.seconds = time.time() - started
+        # cases_filenode: the table this load wrote (warehouse.sql says what the checks make of it)
         report.load_id = conn.execute(
             """INSERT INTO covid.loads (run_id, source_url, source_sha256, source_bytes, last_updated, rows_read,
-                                        rows_loaded, rows_rejected, duplicate_rows, started_at, max_row_drop)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s) RETURNING load_id""",
+                                        rows_loaded, rows_rejected, duplicate_rows, started_at, max_row_drop,
+                                        cases_filenode)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s), %s, pg_relation_filenode('covid.cases'))
+               RETURNING load_id""",
             (
                 run_id,
                 source_url,
@@ -163,12 +175,30 @@ def load_cases(
                 limits.max_row_drop,
             ),
         ).fetchone()[0]
+        report.profile.write(conn, report.load_id)
+        if duplicates:  # their earlier occurrences were counted as they streamed
+            CasesProfile.count_out(conn, report.load_id, sql.Identifier(DROPPED))
     return report
+
+
+class CountedReader:
+    """The file's bytes as they are read, counted (how far the load has come), with their total."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw, self.done = raw, 0
+        # a zip member's uncompressed size (reader.py), or the bare file's
+        self.total = getattr(raw, "size", None) or os.fstat(raw.fileno()).st_size
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.done += len(data)
+        return data
 
 
 def _copy_records(
     conn,
     stream: Utf8Stream,
+    counted: CountedReader,
     chunk_bytes: int,
     report: LoadReport,
     rejects_out,
@@ -178,14 +208,14 @@ def _copy_records(
     future_dates: FutureDates,
 ) -> list[int]:
     """COPY every clean row into the loading table; returns the ids that occurred more than once."""
-    seen, publication_dates = SeenIds(), DateCounts()
+    seen = SeenIds()
     columns = sql.SQL(", ").join(map(sql.Identifier, LOADED_COLUMNS))
     # Binary COPY: the server reads typed values instead of parsing text (a third less of its time).
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary, FREEZE)").format(
         sql.Identifier(SCHEMA, INCOMING), columns
     )
     with conn.cursor().copy(statement) as copy:
-        for cleaned, copy_data in _cleaned_chunks(stream, chunk_bytes, future_dates):
+        for cleaned, profile, copy_data in _cleaned_chunks(stream, chunk_bytes, future_dates):
             for piece in copy_data:
                 copy.write(piece)
             if cleaned is None:  # the format's trailer
@@ -201,10 +231,19 @@ def _copy_records(
                     report.sample_rejects.append(reject)
             report.rows_rejected += len(cleaned.rejects)
             seen.add(_case_ids(table))
-            publication_dates.update(table.column("last_updated"))
             tally.add(table)  # what the gate judges at the end of the stream
-            progress.tick(load_line, report.rows_read, report.rows_loaded, report.rows_rejected)
-    report.last_updated = publication_dates.most_common()
+            report.profile.add(profile)
+            progress.tick(
+                load_line,
+                report.rows_read,
+                report.rows_loaded,
+                report.rows_rejected,
+                counted.done,
+                counted.total,
+            )
+    # The publication's date: the most common ultima_actualizacion of the rows read (a few rows with a wrong
+    # date, say 2099-12-31, must not move it).
+    report.last_updated = report.profile.most_common_day("ultima_actualizacion")
     report.encoding = stream.encoding
     report.duplicate_rows = seen.duplicate_rows
     report.rows_loaded -= seen.duplicate_rows
@@ -216,15 +255,28 @@ def _copy_records(
 
 def _cleaned_chunks(
     stream: Utf8Stream, chunk_bytes: int, future_dates: FutureDates
-) -> Iterator[tuple[CleanChunk | None, list[bytes]]]:
-    """Clean and encode chunks in a worker thread (Arrow releases the GIL) while the caller writes COPY.
+) -> Iterator[tuple[CleanChunk | None, CasesProfile | None, list[bytes]]]:
+    """Chunks cleaned in one worker thread, counted and encoded in another, while the caller writes COPY.
 
-    The encoding is done here too: it holds the GIL, and the caller's thread should only wait on the socket.
+    Three stages, each in its own thread, so the parser, the encoder and the database work at the same time
+    (Arrow and the socket release the GIL); the caller's thread only waits on the socket.
     """
-    results: queue.Queue = queue.Queue(maxsize=2)
+    return _threaded(
+        lambda: _with_copy_data(_threaded(lambda: _clean_all(stream, chunk_bytes, future_dates), "cleaner")),
+        "encoder",
+    )
+
+
+_END = object()
+
+
+def _threaded(items: Callable[[], Iterator], name: str, waiting: int = 2) -> Iterator:
+    """The items, produced in a thread of their own, at most `waiting` ahead of the caller; an exception
+    raised there is raised here, in its place."""
+    results: queue.Queue = queue.Queue(maxsize=waiting)
     stop = threading.Event()
 
-    def offer(item) -> bool:
+    def hand_over(item) -> bool:
         """Hand `item` to the consumer, unless it has stopped (its COPY failed): then give up at once."""
         while not stop.is_set():
             try:
@@ -236,17 +288,17 @@ def _cleaned_chunks(
 
     def produce():
         try:
-            for cleaned in _with_copy_data(_clean_all(stream, chunk_bytes, future_dates)):
-                if not offer(cleaned):
+            for item in items():
+                if not hand_over(item):
                     return
-            offer(None)
+            hand_over(_END)
         except BaseException as exc:  # handed to the consumer, raised there
-            offer(exc)
+            hand_over(exc)
 
-    worker = threading.Thread(target=produce, name="registry-cleaner", daemon=True)
+    worker = threading.Thread(target=produce, name=f"registry-{name}", daemon=True)
     worker.start()
     try:
-        while (item := results.get()) is not None:
+        while (item := results.get()) is not _END:
             if isinstance(item, BaseException):
                 raise item
             yield item
@@ -255,16 +307,19 @@ def _cleaned_chunks(
         worker.join(timeout=30)
 
 
-def _with_copy_data(chunks: Iterator[CleanChunk]) -> Iterator[tuple[CleanChunk | None, list[bytes]]]:
-    """Each chunk with its rows in COPY's binary format; the format's header comes with the first
-    chunk, its trailer last on its own (with no chunk)."""
+def _with_copy_data(
+    chunks: Iterator[CleanChunk],
+) -> Iterator[tuple[CleanChunk | None, CasesProfile | None, list[bytes]]]:
+    """Each chunk with its profile and its rows in COPY's binary format; the format's header comes with
+    the first chunk, its trailer last on its own (with no chunk)."""
     encoder = pgpq.ArrowToPostgresBinaryEncoder(COPY_SCHEMA)
     header = [encoder.write_header()]
     for cleaned in chunks:
         batches = cleaned.table.cast(COPY_SCHEMA).to_batches()
-        yield cleaned, [*header, *(encoder.write_batch(batch) for batch in batches)]
+        copy_data = [*header, *(encoder.write_batch(batch) for batch in batches)]
+        yield cleaned, CasesProfile.of(cleaned.table), copy_data
         header = []
-    yield None, [*header, encoder.finish()]
+    yield None, None, [*header, encoder.finish()]
 
 
 def _clean_all(stream: Utf8Stream, chunk_bytes: int, future_dates: FutureDates) -> Iterator[CleanChunk]:
@@ -301,19 +356,25 @@ def _case_ids(table: pa.Table) -> np.ndarray:
     return np.frombuffer(ids.buffers()[1], dtype=np.int64, count=len(ids), offset=ids.offset * 8)
 
 
-def _finish_table(conn, duplicate_ids: list[int]) -> None:
+def _finish_table(conn, duplicate_ids: list[int], log) -> None:
+    """The earlier occurrences of repeated ids moved out (into a temporary table, kept until the commit for
+    the profile to count them out), then the keys, and the trigger that notes any later change."""
     table = sql.Identifier(SCHEMA, INCOMING)
     if duplicate_ids:
-        conn.execute(_sql("cases_dedup.sql", table=table), {"duplicate_ids": duplicate_ids})
-    # A client-side cursor: the file holds several statements, which server-side binding refuses.
-    psycopg.ClientCursor(conn).execute(
-        _sql(
-            "cases_keys.sql",
-            table=table,
-            pkey=sql.Identifier(f"{INCOMING}_pkey"),
-            opened_index=sql.Identifier(f"{INCOMING}_opened_date_idx"),
+        with step(log, f"earlier occurrences of {len(duplicate_ids):,} repeated ids removed"):
+            # client-side binding: several statements, and the ids as a constant (see the file)
+            statement = _sql("cases_dedup.sql", table=table, dropped=sql.Identifier(DROPPED))
+            psycopg.ClientCursor(conn).execute(statement, {"duplicate_ids": duplicate_ids})
+    with step(log, "primary key and date index built"):
+        # A client-side cursor: the file holds several statements, which server-side binding refuses.
+        psycopg.ClientCursor(conn).execute(
+            _sql(
+                "cases_keys.sql",
+                table=table,
+                pkey=sql.Identifier(f"{INCOMING}_pkey"),
+                opened_index=sql.Identifier(f"{INCOMING}_opened_date_idx"),
+            )
         )
-    )
 
 
 def _replace_rejects(conn, spool) -> None:
@@ -330,41 +391,24 @@ def _sql(name: str, **identifiers) -> sql.Composed:
     return sql.SQL(read_sql("covid_pipeline.assets.sql", name)).format(**identifiers)
 
 
-class DateCounts:
-    """How often each ultima_actualizacion occurs: the most common one dates the publication (a few
-    rows with a wrong date, say 2099-12-31, must not move it)."""
-
-    def __init__(self):
-        self._counts: dict[int, int] = {}
-
-    def update(self, dates: pa.ChunkedArray) -> None:
-        counted = pc.value_counts(dates.cast(pa.int32()))
-        for value, count in zip(
-            counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
-        ):
-            if value is not None:
-                self._counts[value] = self._counts.get(value, 0) + count
-
-    def most_common(self) -> date | None:
-        if not self._counts:
-            return None
-        days = max(self._counts, key=lambda day: (self._counts[day], day))
-        return date.fromordinal(date(1970, 1, 1).toordinal() + days)
-
-
 class SeenIds:
-    """Which case ids have been seen, in one byte per possible id value (ids are dense integers).
+    """Which case ids have been seen, in one bit per possible id value (ids are dense integers).
 
-    Memory follows the largest id, not the number of rows; ids beyond the dense range go to a set.
+    Memory follows the largest id, not the number of rows (5 MB for ids up to 40 million); ids beyond the
+    dense range go to a set.
     """
 
     DENSE_LIMIT = 1 << 31
 
     def __init__(self):
-        self._dense = np.zeros(1 << 20, dtype=np.uint8)
+        self._bits = np.zeros(1 << 17, dtype=np.uint8)
         self._sparse: set[int] = set()
         self._duplicates: set[int] = set()
         self.duplicate_rows = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bits.nbytes
 
     def add(self, ids: np.ndarray) -> None:
         dense = (ids >= 0) & (ids < self.DENSE_LIMIT)
@@ -374,16 +418,19 @@ class SeenIds:
         ids = ids[dense]
         if not len(ids):
             return
-        if ids.max() >= len(self._dense):
-            grown = np.zeros(max(int(ids.max()) + 1, 2 * len(self._dense)), dtype=np.uint8)
-            grown[: len(self._dense)] = self._dense
-            self._dense = grown
         unique, counts = np.unique(ids, return_counts=True)
-        repeated = (self._dense[unique] > 0) | (counts > 1)
+        byte, bit = unique >> 3, (unique & 7).astype(np.uint8)
+        if byte[-1] >= len(self._bits):  # unique is sorted: its last is the largest
+            grown = np.zeros(max(int(byte[-1]) + 1, 2 * len(self._bits)), dtype=np.uint8)
+            grown[: len(self._bits)] = self._bits
+            self._bits = grown
+        seen = ((self._bits[byte] >> bit) & 1).astype(bool)
+        repeated = seen | (counts > 1)
         if repeated.any():
             self._duplicates.update(unique[repeated].tolist())
-            self.duplicate_rows += int(counts[repeated].sum() - (self._dense[unique[repeated]] == 0).sum())
-        self._dense[unique] = 1
+            self.duplicate_rows += int(counts[repeated].sum() - (~seen[repeated]).sum())
+        # several ids may share a byte: the unbuffered `at` sets each of their bits
+        np.bitwise_or.at(self._bits, byte, np.left_shift(np.uint8(1), bit))
 
     def _note(self, value: int, seen: bool) -> None:
         if seen:

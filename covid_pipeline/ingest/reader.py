@@ -84,7 +84,7 @@ def open_csv_member(
         except (NotImplementedError, RuntimeError, zipfile.BadZipFile) as exc:
             raise SourceFormatError(f"{name}: cannot be extracted ({exc})") from exc
         with opened as stream:
-            yield _ZipErrorsAsFormatErrors(stream, name), name
+            yield _ZipErrorsAsFormatErrors(stream, name, member.file_size), name
 
 
 def _is_zip(path: Path) -> bool:
@@ -145,8 +145,9 @@ def sniff(head: bytes) -> str | None:
 class _ZipErrorsAsFormatErrors(io.RawIOBase):
     """Turns zlib/CRC failures of a damaged archive into a SourceFormatError naming the file."""
 
-    def __init__(self, stream: BinaryIO, name: str):
+    def __init__(self, stream: BinaryIO, name: str, size: int):
         self._stream, self._name = stream, name
+        self.size = size  # uncompressed bytes (how far a reader has come: the load's progress)
 
     def readable(self) -> bool:
         return True
@@ -177,6 +178,7 @@ class _InflatedMember(io.RawIOBase):
 
     def __init__(self, path: Path, info: zipfile.ZipInfo, name: str):
         self._name, self._expected_crc = name, info.CRC
+        self.size = info.file_size  # uncompressed bytes (how far a reader has come: the load's progress)
         self._file = open(path, "rb")  # noqa: SIM115 (closed by close(), like the stream it is)
         self._file.seek(info.header_offset)
         header = self._file.read(30)

@@ -20,6 +20,58 @@ CREATE TABLE IF NOT EXISTS covid.loads (
 -- The row drop the load's gate allowed (COVID_MAX_ROW_DROP): an accepted load is the next one's baseline.
 ALTER TABLE covid.loads ADD COLUMN IF NOT EXISTS max_row_drop double precision;
 
+-- The table the load wrote, as its file node (pg_relation_filenode: a rewrite such as TRUNCATE or ALTER TYPE gives
+-- the table another), and when covid.cases was first changed after it (by the trigger below). While neither moved,
+-- covid.cases holds exactly what the load counted in its profile (the covid.load_* tables), and the checks read that.
+ALTER TABLE covid.loads ADD COLUMN IF NOT EXISTS cases_filenode oid;
+ALTER TABLE covid.loads ADD COLUMN IF NOT EXISTS cases_changed_at timestamptz;
+
+-- Every load puts this trigger on covid.cases (FOR EACH STATEMENT, ENABLE ALWAYS): any INSERT, UPDATE, DELETE,
+-- TRUNCATE or COPY after the load marks the load, whoever runs it (SECURITY DEFINER: the mark needs no right on
+-- covid.loads).
+CREATE OR REPLACE FUNCTION covid.note_cases_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE covid.loads SET cases_changed_at = now()
+     WHERE load_id = (SELECT max(load_id) FROM covid.loads) AND cases_changed_at IS NULL;
+    RETURN NULL;
+END
+$$;
+
+-- The profile of the load covid.cases came from: its rows counted while the file streamed (ingest/profile.py).
+-- Only the current load's is kept.
+CREATE TABLE IF NOT EXISTS covid.load_dates (
+    load_id      bigint NOT NULL REFERENCES covid.loads ON DELETE CASCADE,
+    column_name  text   NOT NULL,  -- the registry's date column (fecha_apertura, ...)
+    day          date   NOT NULL,
+    rows         bigint NOT NULL,
+    PRIMARY KEY (load_id, column_name, day)
+);
+CREATE TABLE IF NOT EXISTS covid.load_values (
+    load_id      bigint NOT NULL REFERENCES covid.loads ON DELETE CASCADE,
+    column_name  text   NOT NULL,  -- sexo, origen_financiamiento, clasificacion_resumen
+    value        text,             -- as loaded (case and spacing variants written as SISA writes them); NULL: empty
+    rows         bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (load_id, column_name, value)
+);
+CREATE TABLE IF NOT EXISTS covid.load_places (
+    load_id          bigint NOT NULL REFERENCES covid.loads ON DELETE CASCADE,
+    province_id      integer,       -- residencia_provincia_id
+    department_id    integer,       -- residencia_departamento_id
+    department_name  text,          -- residencia_departamento_nombre as written
+    rows             bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (load_id, province_id, department_id, department_name)
+);
+CREATE TABLE IF NOT EXISTS covid.load_outcomes (
+    load_id                 bigint NOT NULL REFERENCES covid.loads ON DELETE CASCADE,
+    classification_summary  text,     -- clasificacion_resumen
+    deceased                boolean,  -- fallecido
+    icu                     boolean,  -- cuidado_intensivo
+    ventilated              boolean,  -- asistencia_respiratoria_mecanica
+    rows                    bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (load_id, classification_summary, deceased, icu, ventilated)
+);
+
 -- Rows of the current load that were not loaded, and why (replaced with every load).
 CREATE TABLE IF NOT EXISTS covid.rejected_cases (
     line_number  bigint NOT NULL,   -- physical line in the source CSV (the header is line 1)
