@@ -26,14 +26,15 @@ LOAD = ["raw_csv_s3", "provinces", "departments", "cleaned_cases"]
 
 @pytest.fixture(scope="module")
 def registry_too_large(tmp_path_factory) -> Path:
-    """200,000 cases: about 50 MB once loaded, more than the small disk has left."""
-    return write_large_registry(tmp_path_factory.mktemp("large") / "Covid19Casos.csv", copies=20)
+    """400,000 cases: about 100 MB once loaded, more than the small disk has left."""
+    return write_large_registry(tmp_path_factory.mktemp("large") / "Covid19Casos.csv", copies=40)
 
 
 @pytest.fixture
 def small_home(tmp_path, monkeypatch):
-    """COVID_HOME on a 64 MB tmpfs, holding the embedded server's data directory (`.path / 'pgdata'`)."""
-    with small_disk(tmp_path / "home", 64) as disk:
+    """COVID_HOME on a 128 MB tmpfs, holding the embedded server's data directory (`.path / 'pgdata'`): room
+    for the sample's tables and the WAL a checkpoint keeps (a segment of 16 MB ahead), not for the large file."""
+    with small_disk(tmp_path / "home", 128) as disk:
         monkeypatch.setenv("COVID_HOME", str(disk.path))
         try:
             yield disk

@@ -26,7 +26,7 @@ def varied_rows() -> list[dict]:
     categorical values, unknown places, rejected rows, and ids repeated across chunks whose earlier
     occurrences differ from the last (those are removed, and must be counted out)."""
     rows = real_rows(3_000)
-    rows[1]["fecha_fallecimiento"] = "2031-01-01"
+    rows[1]["fecha_fallecimiento"] = "2019-06-01"  # before the epidemic (a future date is rejected on load)
     rows[2]["fecha_inicio_sintomas"] = "1950-05-05"
     rows[3]["fecha_apertura"] = ""
     rows[4]["sexo"] = "X"
