@@ -32,7 +32,7 @@ PIPELINE_IMAGE_TASKS = {
     "WebserverTaskDefinition": "services",
     "DaemonTaskDefinition": "services",
     "RunTaskDefinition": "services",
-    "InitDatabaseTaskDefinition": "services",
+    "InitDatabaseTaskDefinition": "init",
 }
 
 
