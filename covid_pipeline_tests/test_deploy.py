@@ -1287,24 +1287,34 @@ def test_every_stack_is_created_in_deploy_order_by_moto_cloudformation(moto_endp
         environment["DAGSTER_RUN_TASK_DEFINITION"]
         == (ecs.describe_task_definition(taskDefinition="covid-run")["taskDefinition"]["taskDefinitionArn"])
     )
+    # With HTTPS, the webserver and Metabase are each attached to their target group.
+    attached = load_balancers("covid")
+    assert [b["containerName"] for b in attached["dagster-webserver"]] == ["webserver"]
+    assert [b["containerName"] for b in attached["metabase"]] == ["metabase"] and not attached[
+        "dagster-daemon"
+    ]
     # What moto could not do, and so what the helper changed (reported; docstring of the helper).
     print("moto gaps worked around:", json.dumps(gaps))
     assert gaps["network"]["Fn::Cidr"] == 8
 
 
-@pytest.mark.slow
-def test_without_a_certificate_every_stack_is_created_and_the_webserver_runs_unattached(moto_endpoint):
-    """The documented try-out mode: no listener forwards to Dagster's target group, which ECS refuses
-    to attach a service to (moto here refuses it too), so the webserver service is not attached."""
+def load_balancers(cluster: str) -> dict[str, list]:
     import boto3
 
+    services = boto3.client("ecs").describe_services(
+        cluster=cluster, services=["dagster-webserver", "dagster-daemon", "metabase"]
+    )["services"]
+    return {service["serviceName"]: service["loadBalancers"] for service in services}
+
+
+@pytest.mark.slow
+def test_without_a_certificate_every_stack_is_created_and_no_service_is_attached(moto_endpoint):
+    """The documented try-out mode: no listener forwards to Dagster's or Metabase's target group, which ECS
+    refuses to attach a service to (moto here refuses it too), so neither service is attached."""
     given = deploy_parameters("trial")
     assert given["services"]["LoadBalancerHttps"] == "false" and "CertificateArn" not in given["cluster"]
     create_every_stack_in_moto("trial", given)
-    services = boto3.client("ecs").describe_services(
-        cluster="trial", services=["dagster-webserver", "metabase"]
-    )["services"]
-    assert [service["serviceName"] for service in services] == ["dagster-webserver", "metabase"]
+    assert load_balancers("trial") == {"dagster-webserver": [], "dagster-daemon": [], "metabase": []}
 
 
 def test_moto_refuses_a_service_on_a_target_group_without_load_balancer(moto_endpoint):
