@@ -588,6 +588,9 @@ def test_database_initialisation_runs_as_rds_master_and_gives_each_login_only_it
         assert owners["covid"] == owners["reporting"] == "covid_pipeline"
         conn.execute("CREATE TABLE covid.cases_probe AS SELECT 1 AS n")
         conn.execute("CREATE MATERIALIZED VIEW reporting.probe AS SELECT n FROM covid.cases_probe")
+        # The marts group the cases once into a temporary table (covid_pipeline/assets/sql/case_groups.sql).
+        with conn.transaction():
+            conn.execute("CREATE TEMPORARY TABLE groups_probe ON COMMIT DROP AS SELECT n FROM covid.cases_probe")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE TABLE public.probe (id int)")
     with connect("covid", "metabase_reader") as conn:
@@ -597,6 +600,7 @@ def test_database_initialisation_runs_as_rds_master_and_gives_each_login_only_it
             "CREATE TABLE reporting.nope (id int)",
             "CREATE TABLE public.nope (id int)",
             "DELETE FROM reporting.probe",
+            "CREATE TEMPORARY TABLE nope (id int)",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
