@@ -590,7 +590,9 @@ def test_database_initialisation_runs_as_rds_master_and_gives_each_login_only_it
         conn.execute("CREATE MATERIALIZED VIEW reporting.probe AS SELECT n FROM covid.cases_probe")
         # The marts group the cases once into a temporary table (covid_pipeline/assets/sql/case_groups.sql).
         with conn.transaction():
-            conn.execute("CREATE TEMPORARY TABLE groups_probe ON COMMIT DROP AS SELECT n FROM covid.cases_probe")
+            conn.execute(
+                "CREATE TEMPORARY TABLE groups_probe ON COMMIT DROP AS SELECT n FROM covid.cases_probe"
+            )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE TABLE public.probe (id int)")
     with connect("covid", "metabase_reader") as conn:

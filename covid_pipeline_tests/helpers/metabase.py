@@ -201,7 +201,13 @@ DASHBOARD_FIELDS = {"description": A_STRING, "collection_id": POSITIVE}
 class FakeMetabase(LoopbackHTTPServer):
     """State in memory; `calls` records (method, path, body) of every authenticated request."""
 
-    def __init__(self, email: str = "admin@example.org", password: str = "s3cret-admin", set_up: bool = True):
+    def __init__(
+        self,
+        email: str = "admin@example.org",
+        password: str = "s3cret-admin",
+        set_up: bool = True,
+        port: int = 0,
+    ):
         self.users = {email: password} if set_up else {}
         self.setup_token = str(uuid.uuid4())
         self.sessions: dict[str, str] = {}  # session id -> user
@@ -231,7 +237,7 @@ class FakeMetabase(LoopbackHTTPServer):
         self.dashboards: dict[int, dict] = {}
         self.dashcards: dict[int, dict] = {}
         self.tabs: dict[int, dict] = {}
-        super().__init__(self._handler())
+        super().__init__(self._handler(), port)
 
     @property
     def url(self) -> str:
