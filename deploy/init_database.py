@@ -32,7 +32,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-# login -> environment variable holding its password (services.yaml, InitDatabaseTaskDefinition)
+# login -> environment variable holding its password (init.yaml, InitDatabaseTaskDefinition)
 LOGINS = {
     "dagster": "DAGSTER_PASSWORD",
     "covid_pipeline": "PIPELINE_PASSWORD",
