@@ -3,8 +3,8 @@
 - `pg_server_url`: one embedded PostgreSQL server for the whole session.
 - `database_url`: a fresh, empty database on it for each test (migrations not yet run).
 - `moto_endpoint`: moto's standalone server over HTTP; sets AWS_ENDPOINT_URL and fake credentials.
-- `tls_server`: a TLS-only PostgreSQL on loopback whose certificate a CA of the session signed, see
-  `helpers.tls_postgres`.
+- `tls_server`: PostgreSQL as RDS serves it (TLS only, its certificate signed by a CA of the session for the
+  name `localhost`, SCRAM passwords, a master that is no superuser): the rehearsal's RDS, `deploy/rehearsal/rds.py`.
 - `http_server`: serves a folder over loopback HTTP (with Range support), see `helpers.http`.
 - `sample_warehouse` (shared, read-only) and `sample_copy` (the test's own): the bundled sample loaded by the
   graph, both copies of one session-wide load (`sample_template`).
@@ -13,6 +13,7 @@
 import os
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -103,12 +104,45 @@ _AWS_ENV = (
 )
 
 
+@dataclass(frozen=True)
+class TlsServer:
+    host: str  # the name its certificate carries (`localhost`: it resolves here without help)
+    port: int
+    user: str  # the master user: LOGIN CREATEROLE CREATEDB, no superuser
+    password: str
+    ca: Path  # the CA that signed its certificate
+    wrong_ca: Path  # another CA, that did not
+    # deploy.rehearsal.rds.RdsInstance: `rds.master.admin()` sets things up as RDS's own superuser
+    rds: object
+
+    def conninfo(self, **options: str) -> str:
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "dbname": "postgres",
+            "user": self.user,
+            "password": self.password,
+        }
+        return " ".join(f"{key}={value}" for key, value in (parts | options).items())
+
+
 @pytest.fixture(scope="session")
 def tls_server(tmp_path_factory):
-    from covid_pipeline_tests.helpers.tls_postgres import tls_postgres
+    """The one TLS stand-in of the suite and the rehearsal: pgserver's PostgreSQL (built without OpenSSL) behind
+    the rehearsal's TLS front, which refuses plaintext as RDS with rds.force_ssl does."""
+    from deploy.rehearsal.rds import Endpoint, RdsInstance, free_port
+    from deploy.rehearsal.tls import CertificateAuthority
 
-    with tls_postgres(tmp_path_factory.mktemp("tls-postgres")) as server:
-        yield server
+    folder = tmp_path_factory.mktemp("tls-server")
+    authority = CertificateAuthority(folder / "ca", "test RDS root CA")
+    wrong = CertificateAuthority(folder / "wrong-ca", "some other CA")
+    endpoint = Endpoint("localhost", "127.0.0.1", free_port("127.0.0.1"))
+    password = uuid.uuid4().hex
+    with RdsInstance(folder / "rds", authority, endpoint, None, "covid_admin", password, None) as rds:
+        rds.start()
+        yield TlsServer(
+            endpoint.host, endpoint.port, "covid_admin", password, authority.bundle, wrong.bundle, rds
+        )
 
 
 @pytest.fixture

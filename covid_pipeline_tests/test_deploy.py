@@ -289,9 +289,14 @@ def environment_from_parameter_store() -> set[str]:
     return names
 
 
+def task_definitions() -> dict[str, dict]:
+    """Every task definition of the deployment, by its logical name (services and init stacks)."""
+    return resources("services", "AWS::ECS::TaskDefinition") | resources("init", "AWS::ECS::TaskDefinition")
+
+
 def container(definition: str, name: str | None = None) -> dict:
     """The definition's only container, or the one called `name`."""
-    containers = resources("services", "AWS::ECS::TaskDefinition")[definition]["ContainerDefinitions"]
+    containers = task_definitions()[definition]["ContainerDefinitions"]
     (found,) = [c for c in containers if name in (None, c["Name"])]
     return found
 
@@ -356,7 +361,7 @@ def test_task_commands_use_files_the_image_contains():
     }
     commands = [
         " ".join(container(name).get("Command", []))
-        for name in resources("services", "AWS::ECS::TaskDefinition")
+        for name in task_definitions()
         if name != "MetabaseTaskDefinition"
     ]
     mentioned = {path for command in commands for path in re.findall(r"/opt/dagster/\S+", command)}
@@ -583,6 +588,11 @@ def test_database_initialisation_runs_as_rds_master_and_gives_each_login_only_it
         assert owners["covid"] == owners["reporting"] == "covid_pipeline"
         conn.execute("CREATE TABLE covid.cases_probe AS SELECT 1 AS n")
         conn.execute("CREATE MATERIALIZED VIEW reporting.probe AS SELECT n FROM covid.cases_probe")
+        # The marts group the cases once into a temporary table (covid_pipeline/assets/sql/case_groups.sql).
+        with conn.transaction():
+            conn.execute(
+                "CREATE TEMPORARY TABLE groups_probe ON COMMIT DROP AS SELECT n FROM covid.cases_probe"
+            )
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE TABLE public.probe (id int)")
     with connect("covid", "metabase_reader") as conn:
@@ -592,6 +602,7 @@ def test_database_initialisation_runs_as_rds_master_and_gives_each_login_only_it
             "CREATE TABLE reporting.nope (id int)",
             "CREATE TABLE public.nope (id int)",
             "DELETE FROM reporting.probe",
+            "CREATE TEMPORARY TABLE nope (id int)",
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
@@ -687,10 +698,7 @@ def test_every_deployed_image_is_built_for_the_tasks_platform():
     builds = image_builds()
     assert len(builds) == 2, builds
     assert all("--platform linux/amd64" in build for build in builds), builds
-    platforms = {
-        props["RuntimePlatform"]["CpuArchitecture"]
-        for name, props in resources("services", "AWS::ECS::TaskDefinition").items()
-    }
+    platforms = {props["RuntimePlatform"]["CpuArchitecture"] for props in task_definitions().values()}
     assert platforms == {"X86_64"}
 
 
@@ -757,9 +765,10 @@ def test_deploy_script_passes_each_stack_its_parameters_under_set_u():
         DOCKER_HUB_CREDENTIALS_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/hub",
     )
     deployed = stack_deploys(calls)
-    assert list(deployed) == [f"covid-{stack}" for stack in stack_order() if stack != "services"]
+    infra_and_ci = [stack for stack in stack_order() if stack not in ("init", "services")]
+    assert list(deployed) == [f"covid-{stack}" for stack in infra_and_ci]
     assert all("--role-arn" not in call for call in deployed.values())  # only the services stack gets a role
-    for stack in stack_order()[:-1]:
+    for stack in infra_and_ci:
         given = parameters_of(deployed[f"covid-{stack}"])
         declared = template(stack)["Parameters"]
         assert set(given) <= set(declared), (stack, set(given) - set(declared))
@@ -838,6 +847,7 @@ def test_a_stack_left_in_rollback_complete_is_explained_not_updated():
 
 
 ROTATE_ANSWERS = """answer() {
+    case "$*" in *Outputs*ImageTag*) echo 0123abc; return ;; esac
     case "$1 $2" in
         "secretsmanager get-random-password") echo new-password ;;
         "secretsmanager get-secret-value") echo '{"username": "dagster", "password": "old-password"}' ;;
@@ -863,6 +873,12 @@ def test_rotate_sets_the_new_password_and_leaves_no_file_behind(tmp_path):
     assert list(scratch.iterdir()) == []
     commands = [" ".join(call[:2]) for call in run.calls]
     assert commands.index("secretsmanager put-secret-value") < commands.index("ecs run-task")  # then init-db
+    # init-db runs the image the services run, from the init stack, deployed without the services' role.
+    (init,) = [call for name, call in stack_deploys(run.calls).items() if name == "covid-init"]
+    assert (
+        parameters_of(init) == {"EnvironmentName": "covid", "ImageTag": "0123abc"}
+        and "--role-arn" not in init
+    )
     restarted = [
         call[call.index("--service") + 1] for call in run.calls if call[:2] == ["ecs", "update-service"]
     ]
@@ -897,8 +913,8 @@ def test_first_deploy_stops_when_the_image_is_not_built_and_pushed(step):
     )
     assert run.result.returncode != 0
     assert "nothing was deployed" in run.result.stderr
-    assert "covid-services" not in stack_deploys(run.calls)
-    # Without the failure, the same run deploys the services stack on the tag it built.
+    assert not {"covid-init", "covid-services"} & set(stack_deploys(run.calls))
+    # Without the failure, the same run initialises the database, then deploys the services, on the tag it built.
     run = deploy_script(
         GIT_AND_DOCKER + "main first-deploy",
         FIRST_DEPLOY_ANSWERS,
@@ -906,7 +922,28 @@ def test_first_deploy_stops_when_the_image_is_not_built_and_pushed(step):
         METABASE_IMAGE_DIGEST="sha256:" + "0" * 64,
     )
     assert run.result.returncode == 0, run.result.stderr
-    assert parameters_of(stack_deploys(run.calls)["covid-services"])["ImageTag"] == "0123abc"
+    deployed = stack_deploys(run.calls)
+    assert list(deployed)[-2:] == ["covid-init", "covid-services"]
+    assert parameters_of(deployed["covid-init"])["ImageTag"] == "0123abc"
+    assert parameters_of(deployed["covid-services"])["ImageTag"] == "0123abc"
+    commands = [" ".join(call[:2]) for call in run.calls]
+    assert commands.index("ecs run-task") < len(commands) - 1 - commands[::-1].index("cloudformation deploy")
+
+
+def test_init_db_runs_the_services_image_and_refuses_when_there_is_none():
+    answers = """answer() {
+        case "$*" in
+            *covid-services*ImageTag*) echo None ;;
+            *describe-stacks*StackStatus*) echo CREATE_COMPLETE ;;
+        esac
+    }"""
+    run = deploy_script("main init-db", answers)
+    assert run.result.returncode != 0
+    assert "init-db needs an image tag (a commit SHA): no services stack runs one yet" in run.result.stderr
+    assert not stack_deploys(run.calls)
+    given = deploy_script("main init-db 0123abc", FIRST_DEPLOY_ANSWERS)
+    assert given.result.returncode == 0, given.result.stderr
+    assert parameters_of(stack_deploys(given.calls)["covid-init"])["ImageTag"] == "0123abc"
 
 
 def test_infra_keeps_each_environments_settings_between_runs(tmp_path):
@@ -1062,19 +1099,15 @@ def secret_exports_in(node) -> set[str]:
 
 
 def test_only_the_initialisation_task_holds_the_master_secret():
-    """Item 7: every task connects with its own login; the master secret is the init task's alone."""
+    """Every task connects with its own login; the master secret is the init task's alone, in a stack of its own
+    that only deploy.sh deploys (test_deploy_access.py: the workflow's roles cannot reach it)."""
     holders = {
-        name
-        for name, props in resources("services", "AWS::ECS::TaskDefinition").items()
-        if "MasterSecretArn" in secret_exports_in(props)
+        (stack, name)
+        for stack in stack_order()
+        for name, resource in template(stack)["Resources"].items()
+        if "MasterSecretArn" in secret_exports_in(resource)
     }
-    assert holders == {"InitDatabaseTaskDefinition"}
-    roles = {
-        name
-        for name, props in resources("cluster", "AWS::IAM::Role").items()
-        if "MasterSecretArn" in secret_exports_in(props)
-    }
-    assert roles == {"InitDatabaseExecutionRole"}
+    assert holders == {("init", "InitDatabaseTaskDefinition"), ("init", "InitDatabaseExecutionRole")}
     expected = {
         "WebserverTaskDefinition": {"DagsterSecretArn"},
         "DaemonTaskDefinition": {"DagsterSecretArn"},
@@ -1082,7 +1115,7 @@ def test_only_the_initialisation_task_holds_the_master_secret():
         "MetabaseTaskDefinition": {"MetabaseSecretArn", "MetabaseEncryptionKeyArn", "MetabaseAdminSecretArn"},
     }
     for name, secrets in expected.items():
-        assert secret_exports_in(resources("services", "AWS::ECS::TaskDefinition")[name]) == secrets, name
+        assert secret_exports_in(task_definitions()[name]) == secrets, name
     # One generated secret per login, named as the init task names the logins.
     usernames = {
         json.loads(str(props["GenerateSecretString"]["SecretStringTemplate"]))["username"]
@@ -1155,7 +1188,7 @@ def test_interface_endpoints_are_optional_and_runs_use_fargate_spot():
 
 def deploy_parameters(environment_name: str = "covid", **settings: str) -> dict[str, dict[str, str]]:
     """What deploy.sh passes each stack (its own functions, run under set -u), `settings` added to
-    the required ones; the services stack as `first-deploy` creates it."""
+    the required ones; the init stack as `init-db` deploys it, the services stack idle."""
     environment = {
         "ENVIRONMENT_NAME": environment_name,
         **INFRA_SETTINGS,
@@ -1166,8 +1199,9 @@ def deploy_parameters(environment_name: str = "covid", **settings: str) -> dict[
     # The cluster stack's output LoadBalancerHttps, as the template computes it (checked on moto below).
     served = "true" if settings.get("CERTIFICATE_ARN") else "false"
     run = deploy_script(
-        "main infra; main ci my-org/covid-pipeline; main services 0123abc WebserverCount=0 DaemonCount=0 MetabaseCount=0",
-        f'answer() {{ case "$*" in *LoadBalancerHttps*) echo {served} ;; esac; }}',
+        "main infra; main ci my-org/covid-pipeline; main init-db 0123abc; "
+        "main services 0123abc WebserverCount=0 DaemonCount=0 MetabaseCount=0",
+        f'answer() {{ case "$*" in *LoadBalancerHttps*) echo {served} ;; "ecs describe-tasks"*) echo 0 ;; esac; }}',
         **environment,
     )
     assert run.result.returncode == 0, run.result.stderr
@@ -1259,24 +1293,34 @@ def test_every_stack_is_created_in_deploy_order_by_moto_cloudformation(moto_endp
         environment["DAGSTER_RUN_TASK_DEFINITION"]
         == (ecs.describe_task_definition(taskDefinition="covid-run")["taskDefinition"]["taskDefinitionArn"])
     )
+    # With HTTPS, the webserver and Metabase are each attached to their target group.
+    attached = load_balancers("covid")
+    assert [b["containerName"] for b in attached["dagster-webserver"]] == ["webserver"]
+    assert [b["containerName"] for b in attached["metabase"]] == ["metabase"] and not attached[
+        "dagster-daemon"
+    ]
     # What moto could not do, and so what the helper changed (reported; docstring of the helper).
     print("moto gaps worked around:", json.dumps(gaps))
     assert gaps["network"]["Fn::Cidr"] == 8
 
 
-@pytest.mark.slow
-def test_without_a_certificate_every_stack_is_created_and_the_webserver_runs_unattached(moto_endpoint):
-    """The documented try-out mode: no listener forwards to Dagster's target group, which ECS refuses
-    to attach a service to (moto here refuses it too), so the webserver service is not attached."""
+def load_balancers(cluster: str) -> dict[str, list]:
     import boto3
 
+    services = boto3.client("ecs").describe_services(
+        cluster=cluster, services=["dagster-webserver", "dagster-daemon", "metabase"]
+    )["services"]
+    return {service["serviceName"]: service["loadBalancers"] for service in services}
+
+
+@pytest.mark.slow
+def test_without_a_certificate_every_stack_is_created_and_no_service_is_attached(moto_endpoint):
+    """The documented try-out mode: no listener forwards to Dagster's or Metabase's target group, which ECS
+    refuses to attach a service to (moto here refuses it too), so neither service is attached."""
     given = deploy_parameters("trial")
     assert given["services"]["LoadBalancerHttps"] == "false" and "CertificateArn" not in given["cluster"]
     create_every_stack_in_moto("trial", given)
-    services = boto3.client("ecs").describe_services(
-        cluster="trial", services=["dagster-webserver", "metabase"]
-    )["services"]
-    assert [service["serviceName"] for service in services] == ["dagster-webserver", "metabase"]
+    assert load_balancers("trial") == {"dagster-webserver": [], "dagster-daemon": [], "metabase": []}
 
 
 def test_moto_refuses_a_service_on_a_target_group_without_load_balancer(moto_endpoint):

@@ -142,7 +142,7 @@ def test_the_services_stack_role_reaches_exactly_the_stacks_services_families_an
         )
         for props in of_type("AWS::ECS::Service").values()
     }
-    assert "covid-init-database" in families - service_families
+    assert "covid-init-database" not in families  # the init stack's (see below)
     # Its services, in this environment's cluster, each on a definition of a service family.
     for service in services:
         for family in service_families:
@@ -192,6 +192,37 @@ def test_the_services_stack_role_reaches_exactly_the_stacks_services_families_an
         assert not allows(
             statements, "iam:PassRole", role, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
         ), role
+
+
+# The init task's execution role, as CloudFormation names it in the init stack of environment `covid`.
+INIT_ROLE = f"arn:{PARTITION}:iam::{ACCOUNT}:role/covid/covid-init-InitDatabaseExecutionRole-4D5E6F"
+INIT_FAMILY = arn("task-definition", "covid-init-database:3")
+
+
+def test_a_push_to_main_cannot_reach_the_task_that_reads_the_master_secret():
+    """The init task's definition and role live in the init stack, which only deploy.sh deploys with the
+    operator's credentials: neither the workflow's role nor the role it hands CloudFormation may change that
+    stack, register that family, pass that role or start that task."""
+    workflow = ci().statements("GitHubDeployRole")
+    stacks = f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack"
+    assert allows(workflow, "cloudformation:CreateChangeSet", f"{stacks}/covid-services/1a2b")
+    for action in ("cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet"):
+        assert not allows(workflow, action, f"{stacks}/covid-init/1a2b")
+    services = services_role()
+    for statements in (workflow, services):
+        assert not allows(statements, "ecs:RegisterTaskDefinition", INIT_FAMILY)
+        assert not allows(statements, "ecs:RunTask", INIT_FAMILY)
+        for service in ("dagster-webserver", "covid-exfiltrate"):
+            init = {"ecs:task-definition": INIT_FAMILY}
+            assert not allows(statements, "ecs:CreateService", arn("service", f"covid/{service}"), init)
+        assert not allows(
+            statements, "iam:PassRole", INIT_ROLE, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+        )
+    # The init stack alone holds what reads the master secret; deploy.sh deploys it without the services' role.
+    init = template("init")["Resources"]
+    assert {init["InitDatabaseTaskDefinition"]["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]} == {
+        "InitDatabaseExecutionRole"
+    }
 
 
 @pytest.mark.parametrize("action", ["ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition"])

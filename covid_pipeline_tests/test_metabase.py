@@ -715,7 +715,10 @@ def tls_run(metabase, tls_server, *extra: str) -> int:
     return main([*argv, "--db-ssl", "true", *extra])
 
 
-def test_the_connection_verifies_the_warehouse_against_the_given_ca(metabase, tls_server, capsys):
+def test_the_connection_verifies_the_warehouse_against_the_given_ca(
+    metabase, tls_server, capsys, monkeypatch
+):
+    monkeypatch.setenv("METABASE_DB_PASSWORD", tls_server.password)
     assert tls_run(metabase, tls_server, "--db-ssl-root-cert", str(tls_server.wrong_ca)) == 1
     assert "certificate verify failed" in capsys.readouterr().err
     assert tls_run(metabase, tls_server) == 1  # verify-full without a CA is refused before anything is sent
@@ -841,7 +844,7 @@ def test_the_fake_is_as_strict_as_metabase_about_setup_sessions_keys_and_ssl(fre
         "dbname": "postgres",
         "user": tls_server.user,
     }
-    details |= {"password": "x", "ssl": True}
+    details |= {"password": tls_server.password, "ssl": True}
     created = http.post(
         url + "/api/database", headers=admin, json={"name": "r", "engine": "postgres", "details": details}
     )

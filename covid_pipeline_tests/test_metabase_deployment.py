@@ -133,9 +133,7 @@ def test_without_a_certificate_no_request_reaches_metabase_and_with_one_only_htt
     assert {name for name, _, _ in without} == {"HttpListener"}
     (default,) = [actions for name, conditions, actions in without if not conditions]
     assert default[0]["Type"] == "fixed-response" and default[0]["FixedResponseConfig"]["StatusCode"] == "403"
-    for _, conditions, actions in without:
-        if forwards_to_metabase(actions):  # only through a rule whose source can never open a connection
-            assert conditions == [{"Field": "source-ip", "SourceIpConfig": {"Values": ["0.0.0.0/32"]}}]
+    assert not any(forwards_to_metabase(actions) for _, _, actions in without)  # not even by a rule
     certificate = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
     with_https = listeners(certificate)
     http_default = [a for name, c, a in with_https if name == "HttpListener" and not c]
@@ -149,6 +147,40 @@ def test_without_a_certificate_no_request_reaches_metabase_and_with_one_only_htt
     ]
     assert not any(forwards_to_metabase(a) for name, _, a in with_https if name == "HttpListener")
     assert any(forwards_to_metabase(a) for name, c, a in with_https if name == "HttpsListener" and not c)
+
+
+def attached_services(https: str) -> dict[str, dict]:
+    """Each service's load balancer settings as CloudFormation resolves the services stack (deploy.sh gives
+    LoadBalancerHttps from the cluster stack)."""
+    stack = template("services")
+    resolved = Template(stack, {"LoadBalancerHttps": https, "ImageTag": "abc"})
+    found = {}
+    for resource in stack["Resources"].values():
+        if resource["Type"] == "AWS::ECS::Service":
+            properties = resolved.resolve(resource["Properties"])
+            found[properties["ServiceName"]] = {
+                key: properties[key]
+                for key in ("LoadBalancers", "HealthCheckGracePeriodSeconds")
+                if key in properties
+            }
+    return found
+
+
+def test_the_services_are_attached_to_the_load_balancer_only_where_a_listener_forwards_to_them():
+    """Without a certificate no listener forwards to either target group, which ECS refuses to attach a service
+    to: the webserver and Metabase both run unattached (reached through the bastion), and Metabase's setup
+    container still claims it first. With HTTPS both are attached, Metabase behind its readiness check."""
+    assert attached_services("false") == {"dagster-webserver": {}, "dagster-daemon": {}, "metabase": {}}
+    attached = attached_services("true")
+    assert attached["dagster-daemon"] == {}
+    for service, container, port, group in (
+        ("dagster-webserver", "webserver", 3000, "DagsterTargetGroupArn"),
+        ("metabase", "metabase", 3000, "MetabaseTargetGroupArn"),
+    ):
+        (balancer,) = attached[service]["LoadBalancers"]
+        assert (balancer["ContainerName"], balancer["ContainerPort"]) == (container, port)
+        assert balancer["TargetGroupArn"] == f"import:covid-{group}"
+        assert attached[service]["HealthCheckGracePeriodSeconds"] > 0
 
 
 def rules(kind: str) -> list[dict]:

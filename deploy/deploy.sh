@@ -5,7 +5,8 @@
 #   deploy/deploy.sh ci OWNER/REPO          the GitHub OIDC deploy role (once per repository)
 #   deploy/deploy.sh image                  build the image of HEAD and push it to ECR; prints its tag
 #   deploy/deploy.sh services TAG [K=V ...] the services stack running image TAG (K=V: more parameters)
-#   deploy/deploy.sh init-db                the one-off database initialisation task (idempotent)
+#   deploy/deploy.sh init-db [TAG]          the init stack on image TAG (default: the services' image), then
+#                                           its one-off database initialisation task (idempotent)
 #   deploy/deploy.sh first-deploy           all of the above in order, for a new environment
 #   deploy/deploy.sh rollback TAG           the services stack back on an earlier image
 #   deploy/deploy.sh rotate LOGIN           new password for master, dagster, covid_pipeline, metabase or metabase_reader
@@ -30,8 +31,10 @@ ENVIRONMENT_NAME="${ENVIRONMENT_NAME:-covid}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" # also when sourced
 TEMPLATES="$HERE/cloudformation"
 ROOT="$(dirname "$HERE")"
-# The order stacks are created in: each one imports only exports of the ones before it.
-STACK_ORDER=(network bastion storage registry database cluster ci services)
+# The order stacks are created in: each one imports only exports of the ones before it. The init
+# stack (the only task that reads the master secret) is deployed by init-db alone, with the caller's
+# credentials; the deploy workflow's roles can touch the services stack only.
+STACK_ORDER=(network bastion storage registry database cluster ci init services)
 INFRA_STACKS=(network bastion storage registry database cluster)
 
 # What deploy/environments/<env>.env may hold: where and how an environment is deployed, no secret.
@@ -237,10 +240,17 @@ services() { # TAG [Key=Value ...]
     log "running image $tag; Dagster at https://${DOMAIN_NAME:-<DomainName>}/dagster (HTTPS only)"
 }
 
-init_db() {
-    local cluster subnets group definition task status
+init_db() { # [TAG]: the image the task runs, by default the one the services stack runs
+    local tag="${1:-}" cluster subnets group definition task status
+    if [[ -z "$tag" ]]; then
+        tag="$(stack_output services ImageTag 2>/dev/null || true)"
+        [[ "$tag" != None ]] || tag=""
+    fi
+    [[ "$tag" =~ ^[A-Za-z0-9._-]{1,128}$ ]] ||
+        die "init-db needs an image tag (a commit SHA): no services stack runs one yet"
+    deploy_stack init "ImageTag=$tag"
     cluster="$(stack_output cluster ClusterName)"
-    definition="$(stack_output services InitDatabaseTaskDefinitionArn)"
+    definition="$(stack_output init InitDatabaseTaskDefinitionArn)"
     subnets="$(aws ssm get-parameter --name "/$ENVIRONMENT_NAME/env/DAGSTER_RUN_SUBNETS" \
         --query Parameter.Value --output text)"
     group="$(aws ssm get-parameter --name "/$ENVIRONMENT_NAME/env/DAGSTER_RUN_SECURITY_GROUP" \
@@ -263,10 +273,9 @@ first_deploy() {
     infra
     stack_exists ci || die "deploy the ci stack first: deploy/deploy.sh ci OWNER/REPO"
     build_image
-    # Services start only once their databases exist: create the stack idle, initialise, start.
-    # (`aws cloudformation deploy` keeps a parameter's previous value unless it is given again.)
-    services "$IMAGE_TAG" WebserverCount=0 DaemonCount=0 MetabaseCount=0
-    init_db
+    # Services log in when they start: the databases and logins first. (`aws cloudformation deploy`
+    # keeps a parameter's previous value unless it is given again: the counts are given.)
+    init_db "$IMAGE_TAG"
     services "$IMAGE_TAG" WebserverCount=2 DaemonCount=1 MetabaseCount=1
 }
 
@@ -349,7 +358,7 @@ main() {
             ;;
         image) image ;;
         services | rollback) services "$@" ;;
-        init-db) init_db ;;
+        init-db) init_db "$@" ;;
         first-deploy) first_deploy ;;
         rotate) rotate "$@" ;;
         teardown) teardown ;;

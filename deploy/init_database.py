@@ -6,7 +6,8 @@ PGPASSWORD, PGDATABASE, PGSSLMODE). One login per role, each with its own Secret
 (its password arrives as the variable named in LOGINS):
 
 - `dagster`: owner of database `dagster` (Dagster's runs, events, schedules), nothing else;
-- `covid_pipeline`: owner of schemas `covid` and `reporting` in database `covid` (the warehouse);
+- `covid_pipeline`: owner of schemas `covid` and `reporting` in database `covid` (the warehouse), and
+  may create temporary tables there (the marts group the cases once into one);
 - `metabase`: owner of database `metabase` (Metabase's application database), nothing else;
 - `metabase_reader`: CONNECT on `covid` and SELECT on the relations in `reporting`, including
   the ones the pipeline creates later (default privileges); used on the read replica, which
@@ -31,7 +32,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-# login -> environment variable holding its password (services.yaml, InitDatabaseTaskDefinition)
+# login -> environment variable holding its password (init.yaml, InitDatabaseTaskDefinition)
 LOGINS = {
     "dagster": "DAGSTER_PASSWORD",
     "covid_pipeline": "PIPELINE_PASSWORD",
@@ -140,8 +141,9 @@ def initialise(conn: psycopg.Connection, passwords: dict[str, str]) -> None:
                 sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, sql.Identifier(login))
             )
     # The pipeline's migrations run CREATE SCHEMA IF NOT EXISTS, which PostgreSQL checks against
-    # CREATE on the database before it sees that the schema exists.
-    conn.execute("GRANT CREATE ON DATABASE covid TO covid_pipeline")
+    # CREATE on the database before it sees that the schema exists; its marts use a temporary table
+    # (covid_pipeline/assets/sql/case_groups.sql), which REVOKE ALL ... FROM PUBLIC took away.
+    conn.execute("GRANT CREATE, TEMPORARY ON DATABASE covid TO covid_pipeline")
     for name, schemas in OWNED_SCHEMAS.items():
         with psycopg.connect(conn.info.dsn, password=conn.info.password, dbname=name, autocommit=True) as db:
             if name == "covid":

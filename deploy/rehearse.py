@@ -4,11 +4,13 @@
 
 deploy/deploy.sh itself (infra, ci, first-deploy, rotate) runs against moto's AWS over HTTP, through the
 real AWS CLI; what AWS would then run, runs here: an RDS of the real shape (deploy/rehearsal/rds.py),
-each ECS task and service of the templates as a local process (deploy/rehearsal/fargate.py), and so
-the init task, Dagster's webserver and daemon, the run the daemon launches and the whole graph on the
-bundled sample. Then the dashboards' login reads the replica, and a password is rotated. Each step
-prints `ok <step>` or `FAILED at step '<step>': why`, and the command exits 1 at the first failure
-(keeping its folder, with every process's log). What it proves and what it cannot: deploy/README.md.
+each container of each ECS task and service of the templates as a local process
+(deploy/rehearsal/fargate.py), and so the init task, Dagster's webserver and daemon, Metabase's task
+(its setup container against a stand-in for Metabase: deploy/rehearsal/metabase.py), the run the daemon
+launches and the whole graph on the bundled sample. Then the dashboards' login reads the replica, and a
+password is rotated. Each step prints `ok <step>` or `FAILED at step '<step>': why`, and the command
+exits 1 at the first failure (keeping its folder, with every process's log). What it proves and what
+it cannot: deploy/README.md.
 """
 
 import argparse
@@ -16,12 +18,12 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import warnings
 from collections.abc import Callable
@@ -39,9 +41,10 @@ DASHBOARD = ROOT / "covid_pipeline" / "metabase" / "dashboard.yaml"
 ENVIRONMENT, ACCOUNT, REGION = "covid", "123456789012", "us-east-1"
 REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{ENVIRONMENT}/pipeline"
 IMAGE_CA_BUNDLE = "/opt/covid/rds-ca-bundle.pem"  # where the image keeps the RDS CA bundle
-# What the task definitions will set for every database connection (until they do, the rehearsal
-# gives it to the tasks that lack PGSSLROOTCERT).
-VERIFY_FULL = {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": IMAGE_CA_BUNDLE}
+# The images the rehearsal stands in for (Metabase's runs its API, not set up yet, as it first starts).
+STAND_INS = {"metabase/metabase": [sys.executable, "-m", "deploy.rehearsal.metabase"]}
+DAGSTER = ("dagster-webserver", "dagster-daemon")
+SERVICES = (*DAGSTER, "metabase")
 GRAPH_SECONDS = 900
 
 
@@ -93,12 +96,12 @@ class Rehearsal:
             ("first-deploy stops at a failed image build", self.failed_build_stops),
             ("deploy.sh first-deploy", self.first_deploy),
             ("webserver and daemon on Fargate", self.services_run),
+            ("Metabase claimed by its setup container", self.metabase_claimed),
             ("the daemon's run on Fargate", self.run_on_fargate),
             ("raw and report stores on S3", self.stores),
             ("metabase_reader on the replica", self.reader_on_replica),
             ("deploy.sh rotate dagster", self.rotate),
         ]
-        self.notes: list[str] = []  # what passed, but not as the deployment will be
         self.rds = None
         self.fargate = None
         self.moto = None
@@ -134,7 +137,7 @@ class Rehearsal:
         os.environ.pop("AWS_SESSION_TOKEN", None)
         self.authority = CertificateAuthority(self.folder / "ca")
         image = Image(extra_paths={IMAGE_CA_BUNDLE: self.authority.bundle})
-        self.fargate = Fargate(self.folder / "tasks", image, REPOSITORY, {}, tls_environment=VERIFY_FULL)
+        self.fargate = Fargate(self.folder / "tasks", image, REPOSITORY, {}, stand_ins=STAND_INS)
         self.fargate.install()
         # deploy.sh's tools: the AWS CLI (moto's endpoint from AWS_ENDPOINT_URL; `cloudformation deploy`
         # done for moto), started once (aws.py); docker and git stand-ins (docker.py; the working
@@ -241,10 +244,16 @@ class Rehearsal:
 
     def failed_tasks(self) -> str:
         return "\n".join(
-            f"task {task.container} stopped (exit {task.exit_code}, {task.stopped_reason}); its log:\n{tail(task.tail())}"
+            f"task {', '.join(task.containers)} stopped ({task.stopped_reason}); its log:\n{tail(task.tail())}"
             for task in self.fargate.tasks.values()
-            if task.exit_code not in (0, None) or (task.exit_code is None and task.stopped_reason)
+            if task.stopping
+            and any(c.exit_code not in (0, None) for c in task.containers.values())
+            or task.stop_code == "TaskFailedToStart"
         )
+
+    def task_of(self, container: str) -> list:
+        """The run tasks (RunTask) that have a container of that name, oldest first."""
+        return [task for task in self.fargate.tasks.values() if container in task.containers]
 
     # --- the steps --------------------------------------------------------------------------------
 
@@ -293,11 +302,11 @@ class Rehearsal:
 
     def failed_build_stops(self) -> str:
         result = self.deploy("first-deploy", REHEARSAL_DOCKER_BUILD_FAILS="1")
-        services = self.stack_status("services")
-        if result.returncode == 0 or services is not None:
+        stacks = {stack: self.stack_status(stack) for stack in ("init", "services")}
+        if result.returncode == 0 or set(stacks.values()) != {None}:
             raise StepFailed(
-                f"deploy.sh went on after the image build failed (exit {result.returncode}, services stack "
-                f"{services}): it deployed an image that was never pushed\n{tail(result.stderr)}\n{self.failed_tasks()}"
+                f"deploy.sh went on after the image build failed (exit {result.returncode}, stacks {stacks}): "
+                f"it deployed an image that was never pushed\n{tail(result.stderr)}\n{self.failed_tasks()}"
             )
         if "the image build failed" not in result.stderr:
             raise StepFailed(
@@ -312,10 +321,11 @@ class Rehearsal:
             raise StepFailed(
                 f"deploy.sh first-deploy exited {result.returncode}:\n{tail(result.stderr)}\n{self.failed_tasks()}"
             )
-        init = [task for task in self.fargate.tasks.values() if task.container == "init-database"]
-        if not init or init[-1].exit_code != 0:
+        init = self.task_of("init-database")
+        if not init or init[-1].containers["init-database"].exit_code != 0:
             raise StepFailed(f"the init task did not run to success\n{self.failed_tasks()}")
-        return f"init task exited 0; services stack {self.stack_status('services')}"
+        statuses = {stack: self.stack_status(stack) for stack in ("init", "services")}
+        return f"init task exited 0; stacks {statuses}"
 
     def service(self, name: str):
         task = self.fargate.services.get(name)
@@ -326,15 +336,16 @@ class Rehearsal:
     def webserver_port(self) -> int:
         return self.service("dagster-webserver").ports[3000]
 
-    def services_alive(self) -> str | None:
+    def services_alive(self, names: tuple[str, ...] = SERVICES) -> str | None:
+        """Why a service of `names` has no running task, or None."""
         if self.fargate.errors:
             return "the Fargate stand-in failed:\n" + "\n".join(self.fargate.errors)
         self.fargate.wait_idle()
-        for name in ("dagster-webserver", "dagster-daemon"):
+        for name in names:
             task = self.fargate.services.get(name)
             if task is None:
                 return f"service {name} has no task"
-            if task.exit_code is not None or task.stopped_reason:
+            if task.stopping:
                 return f"service {name}'s task stopped ({task.stopped_reason}):\n{tail(task.tail())}"
         return None
 
@@ -349,7 +360,7 @@ class Rehearsal:
             "the webserver answers the load balancer's health check",
             self.healthy_webserver,
             240,
-            alive=self.services_alive,
+            alive=lambda: self.services_alive(DAGSTER),
         )
 
         def dagster_sessions():
@@ -362,12 +373,75 @@ class Rehearsal:
             "webserver and daemon keep Dagster's storage as login dagster",
             dagster_sessions,
             120,
-            alive=self.services_alive,
+            alive=lambda: self.services_alive(DAGSTER),
         )
-        skipped = "; ".join(f"{name} not run here ({why})" for name, why in self.fargate.not_run.items())
-        return f"webserver on 127.0.0.1:{self.webserver_port()}, daemon running" + (
-            f"; {skipped}" if skipped else ""
+        # No certificate: no listener forwards to either target group, so neither service is attached.
+        services = boto3.client("ecs").describe_services(cluster=ENVIRONMENT, services=list(SERVICES))
+        attached = {s["serviceName"]: s["loadBalancers"] for s in services["services"] if s["loadBalancers"]}
+        if attached:
+            raise StepFailed(f"without a certificate, services attached to the load balancer: {attached}")
+        return f"webserver on 127.0.0.1:{self.webserver_port()}, daemon running, neither attached"
+
+    def metabase_claimed(self) -> str:
+        """Metabase's task: rds-ca fills the volume with the RDS bundle and exits, Metabase reaches its
+        database with it, the setup container makes the admin of <env>/metabase/admin its first user and
+        then answers the load balancer's health check; a stranger who comes next is refused."""
+        task = self.service("metabase")
+
+        def ready() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{task.ports[3001]}/ready", timeout=5) as answer:
+                return answer.status == 200
+
+        until("the setup container answers /ready", ready, 240, alive=self.services_alive)
+        if task.started[:1] != ["rds-ca"] or task.containers["rds-ca"].exit_code != 0:
+            raise StepFailed(f"rds-ca did not run first and exit 0: {task.started}\n{tail(task.tail())}")
+        admin = json.loads(
+            boto3.client("secretsmanager").get_secret_value(SecretId=f"{ENVIRONMENT}/metabase/admin")[
+                "SecretString"
+            ]
         )
+        metabase = f"http://127.0.0.1:{task.ports[3000]}"
+
+        def call(method: str, path: str, body: dict | None = None, session: str = "") -> tuple[int, dict]:
+            request = urllib.request.Request(
+                metabase + path,
+                data=json.dumps(body).encode() if body is not None else None,
+                method=method,
+                headers={"Content-Type": "application/json"}
+                | ({"X-Metabase-Session": session} if session else {}),
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    text = answer.read()
+                    return answer.status, json.loads(text) if text else {}
+            except urllib.error.HTTPError as error:
+                return error.code, {}
+
+        status, properties = call("GET", "/api/session/properties")
+        if not properties.get("has-user-setup"):
+            raise StepFailed(f"Metabase is still unclaimed: {properties}\n{tail(task.tail())}")
+        status, session = call(
+            "POST", "/api/session", {"username": admin["username"], "password": admin["password"]}
+        )
+        if status != 200:
+            raise StepFailed(
+                f"the admin of secret {ENVIRONMENT}/metabase/admin cannot log in (HTTP {status})"
+            )
+        call("DELETE", "/api/session", session=session["id"])
+        stranger = {"email": "me@stranger.example", "password": "m1ne-now-please"}
+        token = properties.get("setup-token")
+        status, _ = call(
+            "POST", "/api/setup", {"token": token, "user": stranger, "prefs": {"site_name": "x"}}
+        )
+        if status != 403:
+            raise StepFailed(f"a stranger's setup was answered HTTP {status}, not 403")
+        with self.rds.master.admin("metabase") as conn:
+            owner = conn.execute(
+                "SELECT tableowner FROM pg_tables WHERE tablename = 'databasechangelog'"
+            ).fetchone()
+        if owner != ("metabase",):
+            raise StepFailed(f"Metabase's first table in database metabase is owned by {owner}")
+        return f"admin {admin['username']} set up, /ready answers, a stranger's setup refused"
 
     def run_on_fargate(self) -> str:
         runs_query = "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"
@@ -389,11 +463,12 @@ class Rehearsal:
         if run["status"] != "SUCCESS":
             log = tail(task.tail(), 60) if task else tail(self.service("dagster-daemon").tail(), 60)
             raise StepFailed(f"run {run['runId']} ended {run['status']}:\n{log}")
-        if task is None or task.container != "run":
+        if task is None or list(task.containers) != ["run"]:
             raise StepFailed(f"run {run['runId']} did not run as an ECS task of the run definition: {tags}")
-        if self.fargate.wait(task.arn, 120).exit_code != 0:  # the worker exits once it has said SUCCESS
+        exit_code = self.fargate.wait(task.arn, 120).containers["run"].exit_code
+        if exit_code != 0:  # the worker exits once it has said SUCCESS
             raise StepFailed(
-                f"run {run['runId']}'s task stopped with exit code {task.exit_code}:\n{tail(task.tail())}"
+                f"run {run['runId']}'s task stopped with exit code {exit_code}:\n{tail(task.tail())}"
             )
         nodes = graphql(
             self.webserver_port(),
@@ -415,20 +490,6 @@ class Rehearsal:
             }
         if owners != {"covid_pipeline"}:
             raise StepFailed(f"the warehouse's tables are owned by {owners}, not the covid_pipeline login")
-        if self.fargate.given_tls:
-            self.notes.append(
-                f"the task definitions of {', '.join(sorted(self.fargate.given_tls))} do not set PGSSLROOTCERT: "
-                "the rehearsal gave them PGSSLMODE=verify-full and PGSSLROOTCERT (its CA) as they will"
-            )
-        url = boto3.client("ssm").get_parameter(Name=f"/{ENVIRONMENT}/env/COVID_DATABASE_URL")["Parameter"][
-            "Value"
-        ]
-        mode = re.search(r"sslmode=([a-z-]+)", url)
-        if mode and mode.group(1) != "verify-full":
-            self.notes.append(
-                f"COVID_DATABASE_URL in Parameter Store says sslmode={mode.group(1)}, which wins over PGSSLMODE: "
-                "the warehouse's connection does not verify the server"
-            )
         return (
             f"run {run['runId'][:8]} SUCCESS as task {task.arn.rsplit('/', 1)[-1][:8]}: {len(nodes)} assets"
         )
@@ -493,7 +554,7 @@ class Rehearsal:
 
     def rotate(self) -> str:
         old = self.secret("dagster")["password"]
-        before = {name: self.service(name).process.pid for name in ("dagster-webserver", "dagster-daemon")}
+        before = {name: self.service(name).arn for name in ("dagster-webserver", "dagster-daemon")}
         started = time.time()
         result = self.deploy("rotate", "dagster")
         if result.returncode:
@@ -514,8 +575,8 @@ class Rehearsal:
         def restarted():
             self.fargate.wait_idle()
             return all(
-                (task := self.fargate.services.get(name)) and task.process and task.process.pid != pid
-                for name, pid in before.items()
+                (task := self.fargate.services.get(name)) and task.arn != arn and task.started
+                for name, arn in before.items()
             )
 
         until("webserver and daemon restarted on the new password", restarted, 120)
@@ -557,8 +618,6 @@ class Rehearsal:
                 say(f"ok {title} ({time.monotonic() - started:.1f} s){': ' + detail if detail else ''}")
         finally:
             self.tear_down()
-        for note in self.notes:
-            say(f"note: {note}")
         say(f"rehearsal passed: {len(self.steps)} steps in {time.monotonic() - began:.0f} s")
         return True
 

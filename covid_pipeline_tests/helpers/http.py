@@ -9,10 +9,10 @@ from pathlib import Path
 
 
 class LoopbackHTTPServer:
-    """Serves `handler` on 127.0.0.1 (a free port) from a thread, for the duration of a `with` block."""
+    """Serves `handler` on 127.0.0.1 (a free port, or `port`) from a thread, for the duration of a `with` block."""
 
-    def __init__(self, handler):
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def __init__(self, handler, port: int = 0):
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         # shutdown() waits for serve_forever's next poll: 0.5 s by default, at the end of every test
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 

@@ -1,7 +1,7 @@
 """A template's IAM policies read the way AWS reads them, where moto (which evaluates no IAM) cannot.
 
-- `resolve` evaluates the intrinsic functions a policy uses (Ref, Fn::Sub, Fn::If, Fn::Select, Fn::Split,
-  Fn::ImportValue, Fn::GetAtt and the condition functions) for given parameters and exports, as
+- `resolve` evaluates the intrinsic functions a policy uses (Ref, AWS::NoValue, Fn::Sub, Fn::If, Fn::Select,
+  Fn::Split, Fn::ImportValue, Fn::GetAtt and the condition functions) for given parameters and exports, as
   CloudFormation does: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference.html
 - `allows` decides whether a policy's Allow statements grant one request: action, resource and the
   request's context keys, with IAM's semantics (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html):
@@ -21,6 +21,7 @@ PSEUDO = {
     "AWS::URLSuffix": "amazonaws.com",
 }
 PLACEHOLDER = re.compile(r"\$\{([^}!]+)\}")
+NO_VALUE = object()  # `Ref: AWS::NoValue`: the property (or list item) is left out
 
 
 class Template:
@@ -37,14 +38,15 @@ class Template:
     def resolve(self, node, variables: Mapping[str, str] = ()):
         variables = dict(variables)
         if isinstance(node, list):
-            return [self.resolve(item, variables) for item in node]
+            return [item for item in (self.resolve(item, variables) for item in node) if item is not NO_VALUE]
         if not isinstance(node, dict):
             return node
         if len(node) != 1 or not next(iter(node)).startswith(("Fn::", "Ref", "Condition")):
-            return {key: self.resolve(value, variables) for key, value in node.items()}
+            resolved = {key: self.resolve(value, variables) for key, value in node.items()}
+            return {key: value for key, value in resolved.items() if value is not NO_VALUE}
         ((function, argument),) = node.items()
         if function == "Ref":
-            return self._name(argument)
+            return NO_VALUE if argument == "AWS::NoValue" else self._name(argument)
         if function == "Condition":
             return self.conditions[argument]
         if function == "Fn::Sub":

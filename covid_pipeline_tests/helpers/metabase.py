@@ -20,7 +20,7 @@ Connection tests follow the postgres driver (`ssl-params`, src/metabase/driver/p
 with sslmode `ssl-mode`, "require" when that is missing; the root certificate (`ssl-root-cert-value`, an uploaded PEM
 as a data URI, or `ssl-root-cert-path`: src/metabase/models/secret.clj) is read only in the verify modes, and a
 verify mode without one fails as pgJDBC does when ~/.postgresql/root.crt is missing. A warehouse reached over TCP
-(e.g. the TLS server of helpers/tls_postgres.py) is really connected to with those settings, so a certificate the
+(e.g. conftest.py's `tls_server`, RDS's TLS) is really connected to with those settings, so a certificate the
 given CA did not sign, or issued for another name, is refused by TLS itself.
 
 Fake-side settings a test may change (for the embedded PostgreSQL, reached by its socket, which has no SSL):
@@ -201,7 +201,13 @@ DASHBOARD_FIELDS = {"description": A_STRING, "collection_id": POSITIVE}
 class FakeMetabase(LoopbackHTTPServer):
     """State in memory; `calls` records (method, path, body) of every authenticated request."""
 
-    def __init__(self, email: str = "admin@example.org", password: str = "s3cret-admin", set_up: bool = True):
+    def __init__(
+        self,
+        email: str = "admin@example.org",
+        password: str = "s3cret-admin",
+        set_up: bool = True,
+        port: int = 0,
+    ):
         self.users = {email: password} if set_up else {}
         self.setup_token = str(uuid.uuid4())
         self.sessions: dict[str, str] = {}  # session id -> user
@@ -231,7 +237,7 @@ class FakeMetabase(LoopbackHTTPServer):
         self.dashboards: dict[int, dict] = {}
         self.dashcards: dict[int, dict] = {}
         self.tabs: dict[int, dict] = {}
-        super().__init__(self._handler())
+        super().__init__(self._handler(), port)
 
     @property
     def url(self) -> str:

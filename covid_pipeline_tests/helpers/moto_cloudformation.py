@@ -26,8 +26,9 @@ and nothing else, so that every stack is still created with `create_stack` over 
 Where moto accepts what AWS refuses and the deployment depends on the refusal, `make_strict` teaches
 it the rule (each cited there): a failed resource rolls its stack back to ROLLBACK_COMPLETE, ECS
 refuses a service on a target group with no load balancer and a cluster with capacity providers
-before its service-linked role exists. It also mends two moto bugs the deployment meets: a DBInstance
-gets its engine's port (moto: 3306 for all) as a string, and an updated task definition keeps ECS's keys.
+before its service-linked role exists. It also mends three moto bugs the deployment meets: a DBInstance
+gets its engine's port (moto: 3306 for all) as a string, an updated task definition keeps ECS's keys,
+and a service created from a template keeps its load balancers.
 """
 
 import contextlib
@@ -344,6 +345,7 @@ def make_strict() -> None:
     from moto.cloudformation import models as cloudformation
     from moto.cloudformation import parsing
     from moto.cloudformation.exceptions import ValidationError
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
     from moto.ecs import models as ecs
     from moto.iam import models as iam
     from moto.iam.exceptions import EntityAlreadyExists, InvalidInput
@@ -423,9 +425,15 @@ def make_strict() -> None:
     create_service_from_template = ecs.Service.create_from_cloudformation_json.__func__
 
     def service_from_template(cls, name, cloudformation_json, account_id, region_name, **kwargs):
+        """Refused on a target group without load balancer; created with its LoadBalancers (moto's
+        template path drops them: "TODO: LoadBalancers", ecs/models.py), as DescribeServices shows them."""
         properties = cloudformation_json["Properties"]
         _refuse_target_group_without_load_balancer(properties.get("LoadBalancers"), account_id, region_name)
-        return create_service_from_template(cls, name, cloudformation_json, account_id, region_name, **kwargs)
+        service = create_service_from_template(
+            cls, name, cloudformation_json, account_id, region_name, **kwargs
+        )
+        service.load_balancers = remap_nested_keys(properties.get("LoadBalancers") or [], pascal_to_camelcase)
+        return service
 
     ecs.Service.create_from_cloudformation_json = classmethod(service_from_template)
 
@@ -490,8 +498,6 @@ def make_strict() -> None:
         return str(value) if name == "Endpoint.Port" else value
 
     rds.DBInstance.get_cfn_attribute = attribute_as_cloudformation_gives_it
-
-    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
 
     update_definition_from_template = ecs.TaskDefinition.update_from_cloudformation_json.__func__
 

@@ -9,13 +9,15 @@ What the deployment meets on RDS, and a superuser PostgreSQL would hide:
 - the database named by `DBName` exists, owned by the master user;
 - TCP connections must use TLS (`rds.force_ssl`) and a SCRAM password, on the endpoint's port 5432,
   with a certificate for the endpoint's name signed by the CA the clients are given (pgserver's
-  build has no TLS: `tls.TlsFront` speaks it on the endpoint, in front of the server);
+  build has no TLS: `tls.TlsFront` speaks it on the endpoint, in front of the server, which listens
+  on a port of its own that no client is given);
 - `log_statement = 'ddl'`, as RDS users commonly set it: every role statement lands in the log;
 - the read replica is a streaming standby made by `pg_basebackup` of the master, started as a hot
   standby: read-only, and roles, grants and data reach it by replication only.
 
-Each server listens on an address of its own in 127.0.0.0/8 (so both can use port 5432); the
-endpoint's DNS name is resolved by the clients' libpq through PGHOSTADDR (see `Endpoint.libpq`).
+In the rehearsal each endpoint has an address of its own in 127.0.0.0/8 (so both can use port 5432),
+and the endpoint's DNS name is resolved by the clients' libpq through PGHOSTADDR (see `Endpoint.libpq`).
+The test suite's TLS server (conftest.py, `tls_server`) is a master alone, named `localhost`.
 """
 
 import contextlib
@@ -72,6 +74,12 @@ def _owned_by_server(*paths: Path) -> None:
             shutil.chown(path, SERVER_USER, SERVER_USER)
 
 
+def free_port(address: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]
+
+
 def free_loopback_address(port: int = PORT) -> str:
     """An address in 127.0.0.0/8 on which `port` is free (the whole range is the loopback)."""
     for _ in range(50):
@@ -100,14 +108,13 @@ class Endpoint:
 
 class Server:
     """One PostgreSQL server on pgserver's binaries (its data folder, socket folder and log), reached
-    through its TLS front on the endpoint; the server itself listens on the next port."""
+    through its TLS front on the endpoint; the server itself listens on a free port of the address."""
 
     def __init__(self, folder: Path, endpoint: Endpoint, certificate: ServerCertificate):
         self.folder = folder
         self.endpoint = endpoint
-        self.front = TlsFront(
-            (endpoint.address, endpoint.port), (endpoint.address, endpoint.port + 1), certificate
-        )
+        self.port = free_port(endpoint.address)
+        self.front = TlsFront((endpoint.address, endpoint.port), (endpoint.address, self.port), certificate)
         self.data = folder / "data"
         self.sockets = Path(tempfile.mkdtemp(prefix="rds-"))  # short: a socket path has ~100 bytes
         self.log = folder / "server.log"
@@ -116,7 +123,7 @@ class Server:
 
     def start(self) -> None:
         options = (
-            f"-c listen_addresses={self.endpoint.address} -c port={self.endpoint.port + 1} "
+            f"-c listen_addresses={self.endpoint.address} -c port={self.port} "
             f"-c unix_socket_directories={self.sockets}"
         )
         _run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "120", "start")
@@ -132,7 +139,7 @@ class Server:
         """A connection as RDS's own superuser, on the unix socket (no client of the deployment can)."""
         return psycopg.connect(
             host=str(self.sockets),
-            port=self.endpoint.port + 1,
+            port=self.port,
             user=RDS_ADMIN,
             dbname=database,
             autocommit=True,
@@ -143,28 +150,29 @@ class Server:
 
 
 class RdsInstance:
-    """The master (`start`) and, once asked, its read replica (`start_replica`)."""
+    """The master (`start`) and, once asked, its read replica (`start_replica`; none without its endpoint)."""
 
     def __init__(
         self,
         folder: Path,
         authority: CertificateAuthority,
         master: Endpoint,
-        replica: Endpoint,
+        replica: Endpoint | None,
         master_user: str,
         master_password: str,
-        database: str,
+        database: str | None,
     ):
         self.folder = folder
         self.authority = authority
         # One certificate names both endpoints; each server is reached by its own name.
-        certificate = authority.server("rds", [master.host, replica.host])
+        certificate = authority.server("rds", [master.host, *([replica.host] if replica else [])])
         self.master = Server(folder / "master", master, certificate)
-        self.replica = Server(folder / "replica", replica, certificate)
+        self.replica = Server(folder / "replica", replica, certificate) if replica else None
         self.master_user, self.master_password, self.database = master_user, master_password, database
 
     def start(self) -> None:
-        """initdb, RDS's configuration, then the master user and its database as RDS creates them."""
+        """initdb, RDS's configuration, then the master user and its database (DBName, if given) as RDS
+        creates them."""
         _run(
             "initdb",
             "-D",
@@ -210,11 +218,12 @@ class RdsInstance:
                     sql.Identifier(self.master_user), sql.Literal(verifier.decode())
                 )
             )
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(self.database), sql.Identifier(self.master_user)
+            if self.database:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(self.database), sql.Identifier(self.master_user)
+                    )
                 )
-            )
 
     def start_replica(self) -> None:
         """A streaming standby: the master's base backup (with -R: standby.signal and how to reach
@@ -224,7 +233,7 @@ class RdsInstance:
             "-h",
             str(self.master.sockets),
             "-p",
-            str(self.master.endpoint.port + 1),
+            str(self.master.port),
             "-U",
             RDS_ADMIN,
             "-D",
@@ -271,8 +280,9 @@ class RdsInstance:
 
     def stop(self) -> None:
         for server in (self.replica, self.master):
-            with contextlib.suppress(RuntimeError):
-                server.stop()
+            if server:
+                with contextlib.suppress(RuntimeError):
+                    server.stop()
 
     def __enter__(self) -> "RdsInstance":
         return self

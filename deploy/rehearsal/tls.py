@@ -1,8 +1,11 @@
-"""A certificate authority of the rehearsal's own, standing in for the RDS CA bundle.
+"""RDS's TLS, for the rehearsal and the test suite: a certificate authority standing in for the RDS CA
+bundle, and the TLS front that speaks TLS for a PostgreSQL built without it.
 
 The deployment's connections verify the server (libpq's `sslmode=verify-full` with `sslrootcert` the
-RDS bundle): the certificate must chain to the bundle and name the host connected to. The rehearsal's
-servers present a certificate this CA signed for the endpoint names moto gave the instances, and the
+RDS bundle): the certificate must chain to the bundle and name the host connected to. The servers
+present a certificate this CA signed for their endpoint's name, as RDS's certificate carries the
+instance's endpoint ("the SSL certificate includes the DB instance endpoint as the Common Name",
+https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.SSL.html), and the
 processes get this CA where the task definitions point at the bundle.
 """
 
@@ -131,10 +134,13 @@ class TlsFront:
 
     pgserver's PostgreSQL is built without OpenSSL ("SSL is not supported by this build"), so the
     TLS that RDS's server speaks is spoken here: a client's SSLRequest is answered 'S', the
-    connection becomes TLS with `certificate`, and what follows (startup, SCRAM, queries) goes to
-    the server unchanged. A client that starts without TLS is refused as RDS refuses it with
-    rds.force_ssl (pg_hba's "no encryption" answer). A CancelRequest, which libpq may send without
-    TLS and which the server answers before any authentication, is passed on as it is.
+    connection becomes TLS (1.2 or later) with `certificate`, and what follows (startup, SCRAM,
+    queries) goes to the server unchanged. A client that starts without TLS is refused as RDS
+    refuses it with rds.force_ssl = 1, which leaves pg_hba.conf `hostssl` lines only (the RDS page
+    above, "Requiring an SSL connection"): PostgreSQL's FATAL "no pg_hba.conf entry for host ...,
+    no encryption" (src/backend/libpq/auth.c, ClientAuthentication), sent before any password is
+    asked. A CancelRequest, which libpq may send without TLS and which the server answers before
+    any authentication, is passed on as it is.
     """
 
     def __init__(self, listen: tuple[str, int], server: tuple[str, int], certificate: ServerCertificate):
