@@ -4,7 +4,9 @@ reporting.notification_delay and the onset curves count the confirmed cases whos
 before their notification; the rest are left out there and counted here, so that what the marts leave out is seen.
 """
 
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+from collections.abc import Iterator
+
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, MetadataValue, multi_asset_check
 
 from covid_pipeline.assets.reporting import key_of
 from covid_pipeline.checks.query import fetch, share
@@ -15,16 +17,26 @@ from covid_pipeline.resources.warehouse import WarehouseResource
 MAX_IMPLAUSIBLE_SHARE = 0.05
 
 
-@asset_check(
-    asset=key_of("notification_delay"),
-    description="confirmed cases whose symptom onset is after their notification or more than 30 days before it "
-    f"(left out of the delay and onset marts): at most {MAX_IMPLAUSIBLE_SHARE:.0%} of those with both dates",
+# One step named for what it checks (a single asset check's step would be named
+# reporting__notification_delay_plausible_notification_delays).
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            "plausible_notification_delays",
+            asset=key_of("notification_delay"),
+            description="confirmed cases whose symptom onset is after their notification or more than 30 days before it "
+            f"(left out of the delay and onset marts): at most {MAX_IMPLAUSIBLE_SHARE:.0%} of those with both dates",
+        )
+    ],
+    name="reporting_checks",
 )
-def plausible_notification_delays(warehouse: WarehouseResource) -> AssetCheckResult:
+def plausible_notification_delays(warehouse: WarehouseResource) -> Iterator[AssetCheckResult]:
     counts = {name: int(value) for name, value in fetch(warehouse, "notification_delays.sql").items()}
     implausible = counts["onset_after_notification"] + counts["over_30_days"]
     implausible_share = share(implausible, implausible + counts["plausible"])
-    return AssetCheckResult(
+    yield AssetCheckResult(
+        asset_key=key_of("notification_delay"),
+        check_name="plausible_notification_delays",
         passed=implausible_share <= MAX_IMPLAUSIBLE_SHARE,
         severity=AssetCheckSeverity.WARN,
         metadata={
