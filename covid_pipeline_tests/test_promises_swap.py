@@ -25,7 +25,7 @@ RELATIONS = (
 
 
 @pytest.fixture(scope="module")
-def next_publication(tmp_path_factory) -> list[str]:
+def next_publication(tmp_path_factory) -> dict[str, str]:
     """Sources that differ from the bundled sample in every table: the registry, published three days later (every
     row says so, as in a real publication), grew by 1,500 cases notified meanwhile, and the departments are
     georef's older release."""
@@ -41,11 +41,11 @@ def next_publication(tmp_path_factory) -> list[str]:
         for n, r in enumerate(rows[:1500], start=1)
     ]
     cases = write_registry(tmp_path_factory.mktemp("next") / "Covid19Casos.zip", rows + extra)
-    return [
-        str(cases),
-        str(REAL_DATA / "georef_provincias_tp_covid_as_committed.csv"),
-        str(REAL_DATA / "georef_departamentos_msastre73.csv"),
-    ]
+    return {
+        "cases": str(cases),
+        "provinces": str(REAL_DATA / "georef_provincias_tp_covid_as_committed.csv"),
+        "departments": str(REAL_DATA / "georef_departamentos_msastre73.csv"),
+    }
 
 
 class Reader:
@@ -85,7 +85,7 @@ def test_readers_see_the_old_content_or_the_new_and_never_an_error(sample_copy, 
     for reader in readers:
         reader.__enter__()
     try:
-        result = run_graph(sample_copy, tmp_path / "raw", *next_publication)
+        result = run_graph(sample_copy, tmp_path, **next_publication)
     finally:
         for reader in readers:
             reader.__exit__()
@@ -126,9 +126,7 @@ def test_a_swap_failing_right_after_the_drop_leaves_the_previous_table(
     before = {r: fingerprint(sample_copy, r) for r in (table, "covid.loads", "reporting.latest_update")}
     with psycopg.connect(sample_copy, autocommit=True) as admin:  # the embedded server's user is a superuser
         admin.execute(FAIL_AFTER_DROP.format(table=table))
-    result = run_graph(
-        sample_copy, tmp_path / "raw", *next_publication, selection=selection, raise_on_error=False
-    )
+    result = run_graph(sample_copy, tmp_path, **next_publication, selection=selection, raise_on_error=False)
     failed_step, description = failure_of(result)
     assert failed_step == step
     assert "injected fault" in description
@@ -140,5 +138,5 @@ def test_a_swap_failing_right_after_the_drop_leaves_the_previous_table(
     # the fault gone, the next run replaces the table
     with psycopg.connect(sample_copy, autocommit=True) as admin:
         admin.execute("DROP EVENT TRIGGER fail_after_drop")
-    assert run_graph(sample_copy, tmp_path / "raw", *next_publication, selection=selection).success
+    assert run_graph(sample_copy, tmp_path, **next_publication, selection=selection).success
     assert fingerprint(sample_copy, table) != before[table]

@@ -8,13 +8,16 @@ one line as a download, an editor or a wrong setting would; they go through the 
 `dagster asset materialize` runs it.
 """
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
 
 from covid_pipeline.cli import sample_sources
 from covid_pipeline_tests.conftest import REAL_DATA
-from covid_pipeline_tests.helpers.warehouse import fingerprint, query, run_graph
+from covid_pipeline_tests.helpers.short_registry import UP_TO_AGGREGATES, base_lines, checksums, registry_zip
+from covid_pipeline_tests.helpers.warehouse import fingerprint, query, refusal, run_graph
 
 SAMPLE = sample_sources()
 PROVINCES_CSV = Path(SAMPLE["COVID_PROVINCES_URL"])
@@ -34,37 +37,22 @@ def edited(folder: Path, original: Path, line: int, old: str, new: str) -> Path:
     return path
 
 
-def load_reference(url, folder, provinces=PROVINCES_CSV, departments=DEPARTMENTS_CSV):
-    return run_graph(
-        url,
-        folder / "raw",
-        SAMPLE["COVID_CASES_URL"],
-        str(provinces),
-        str(departments),
-        reports=str(folder / "reports"),
-        selection=REFERENCE,
-        raise_on_error=False,
-    )
-
-
-def refusal(result, step: str) -> str:
-    """What the one failed step says; it failed once, without a retry or a traceback."""
-    failures = [e for e in result.all_events if e.is_step_failure]
-    assert [e.step_key for e in failures] == [step], [e.step_key for e in failures]
-    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
-    message = failures[0].step_failure_data.user_failure_data.description
-    assert "Traceback" not in message and f"covid.{step} was left as it was" in message
-    return message
-
-
 def tables(url) -> dict:
     return {table: fingerprint(url, table) for table in TABLES}
 
 
 def test_swapped_urls_are_refused_and_named(sample_copy, tmp_path):
     before = tables(sample_copy)
-    result = load_reference(sample_copy, tmp_path, provinces=DEPARTMENTS_CSV, departments=PROVINCES_CSV)
+    result = run_graph(
+        sample_copy,
+        tmp_path,
+        provinces=DEPARTMENTS_CSV,
+        departments=PROVINCES_CSV,
+        selection=REFERENCE,
+        raise_on_error=False,
+    )
     message = refusal(result, "provinces")
+    assert "covid.provinces was left as it was" in message
     assert message.startswith(
         "departamentos.csv, line 1: these are the columns of georef's departamentos.csv, not of provincias.csv: "
         "COVID_PROVINCES_URL points at the departments file"
@@ -176,10 +164,16 @@ def test_a_bad_row_refuses_the_file_naming_its_line_and_id(
     sample_copy, tmp_path, original, line, old, new, expected
 ):
     before = tables(sample_copy)
-    result = load_reference(
-        sample_copy, tmp_path, **{_argument(original): edited(tmp_path, original, line, old, new)}
+    result = run_graph(
+        sample_copy,
+        tmp_path,
+        **{_argument(original): edited(tmp_path, original, line, old, new)},
+        selection=REFERENCE,
+        raise_on_error=False,
     )
-    message = refusal(result, "provinces" if original == PROVINCES_CSV else "departments")
+    step = "provinces" if original == PROVINCES_CSV else "departments"
+    message = refusal(result, step)
+    assert f"covid.{step} was left as it was" in message
     assert message.startswith(expected), message
     assert tables(sample_copy) == before
 
@@ -193,11 +187,15 @@ def test_a_department_of_a_province_covid_provinces_lacks_is_refused(sample_copy
         '"06427","La Matanza","Partido de La Matanza","06"',
         '"98427","La Matanza","Partido de La Matanza","98"',
     )
-    message = refusal(load_reference(sample_copy, tmp_path, departments=moved), "departments")
+    message = refusal(
+        run_graph(sample_copy, tmp_path, departments=moved, selection=REFERENCE, raise_on_error=False),
+        "departments",
+    )
     assert message.startswith(
         "departamentos.csv, line 35, column provincia_id: province 98 is not in covid.provinces (which holds 24 "
         'provinces) (row of id "98427")'
     ), message
+    assert "covid.departments was left as it was" in message
     assert tables(sample_copy) == before
 
 
@@ -244,3 +242,41 @@ def test_both_real_georef_releases_pass_whole(path, spec, rows):
 
 def _argument(original: Path) -> str:
     return "provinces" if original == PROVINCES_CSV else "departments"
+
+
+def georef_with(folder: Path, source: str, line: int, column: str, value: str) -> Path:
+    """The sample's georef file of `source` with `column` of physical line `line` set to `value`."""
+    with open(SAMPLE[source], encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows[line - 2][column] = value
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path = folder / "georef" / ("provincias.csv" if "PROVINCES" in source else "departamentos.csv")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(out.getvalue(), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("source", "column", "value", "expected"),
+    [
+        ("COVID_DEPARTMENTS_URL", "id", "99999999999", "departamentos.csv, line 5, column id: cannot read"),
+        ("COVID_PROVINCES_URL", "nombre", "Sal\0ta", "provincias.csv, line 5, column nombre: contains a NUL"),
+    ],
+)
+def test_an_overflowing_id_or_a_nul_refuses_the_file_naming_line_and_column(
+    short_warehouse, source, column, value, expected
+):
+    url, folder = short_warehouse
+    before = checksums(url)
+    table = "departments" if "DEPARTMENTS" in source else "provinces"
+    georef = georef_with(folder, source, 5, column, value)
+    unchanged = registry_zip(folder, base_lines())
+    result = run_graph(
+        url, folder, cases=unchanged, **{table: georef}, selection=UP_TO_AGGREGATES, raise_on_error=False
+    )
+    message = refusal(result, table)
+    assert message.startswith(expected), message
+    assert checksums(url) == before
