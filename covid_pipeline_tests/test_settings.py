@@ -39,7 +39,8 @@ carried = {
         defs.resolve_schedule_def("daily_refresh").default_status.value,
         defs.resolve_sensor_def("new_publication").default_status.value,
     ],
-    "COVID_RETRY_DELAY_SECONDS": [retry.delay, retry.max_retries, retry.backoff.value],
+    # the seconds Dagster waits before each retry of a lost connection, as it computes them during a run
+    "COVID_RETRY_DELAY_SECONDS": [retry.calculate_delay(n) for n in range(1, retry.max_retries + 1)],
 }
 carried |= {f"COVID_{name.upper()}": getattr(quality, name) for name in type(quality).model_fields}
 print(json.dumps(carried))
@@ -99,7 +100,7 @@ DEPLOYMENT = {
         "s3://covid-reports-123456789012/reports",
     ),
     "COVID_AUTOMATION": ("on", ["RUNNING", "RUNNING"]),
-    "COVID_RETRY_DELAY_SECONDS": ("7.5", [7.5, 2, "EXPONENTIAL"]),
+    "COVID_RETRY_DELAY_SECONDS": ("7.5", [7.5, 15.0]),  # doubled for the second retry
     "COVID_MAX_ROW_DROP": ("0.2", 0.2),
     "COVID_MAX_ROW_GROWTH": ("3", 3.0),
     "COVID_MAX_REJECTED_SHARE": ("0.02", 0.02),
@@ -171,11 +172,8 @@ def test_with_nothing_set_the_definitions_carry_the_documented_defaults(tmp_path
     # automation off, the retry's delay and the thresholds as documented
     assert documented["COVID_AUTOMATION"].startswith("unset (off)")
     assert carried["COVID_AUTOMATION"] == ["STOPPED", "STOPPED"]
-    assert carried["COVID_RETRY_DELAY_SECONDS"] == [
-        float(documented["COVID_RETRY_DELAY_SECONDS"]),
-        2,
-        "EXPONENTIAL",
-    ]
+    delay = float(documented["COVID_RETRY_DELAY_SECONDS"])
+    assert carried["COVID_RETRY_DELAY_SECONDS"] == [delay, 2 * delay]  # doubled for the second retry
     for name in set(DEPLOYMENT) - {
         "COVID_CASES_URL",
         "COVID_PROVINCES_URL",
