@@ -1,8 +1,10 @@
 """The `covid-pipeline` command as a user runs it: in its own process, on embedded defaults or a given URL."""
 
+import contextlib
 import csv
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +60,8 @@ def test_demo_runs_the_whole_graph_on_the_bundled_sample_with_zero_set_up(tmp_pa
     with DagsterInstance.get() as instance:
         [run] = instance.get_runs()
         assert run.status == DagsterRunStatus.SUCCESS and run.run_id[:8] in demo.stdout
+        # Dagster's own output for the run, kept beside the instance
+        assert (tmp_path / "home" / "dagster" / "demo-logs" / f"{run.run_id[:8]}.log").stat().st_size > 0
         cases = instance.get_latest_materialization_event(AssetKey("cleaned_cases"))
         assert cases.run_id == run.run_id
         assert cases.asset_materialization.metadata["dagster/row_count"].value == len(case_ids)
@@ -228,6 +232,7 @@ def test_a_run_whose_process_was_killed_is_marked_failed_and_the_demo_runs_after
         cwd=home / "dagster",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its helpers (Dagster's log tailers) are cleared with it afterwards
     )
     try:
         with DagsterInstance.get() as instance:
@@ -242,6 +247,8 @@ def test_a_run_whose_process_was_killed_is_marked_failed_and_the_demo_runs_after
     finally:
         materialize.kill()
         materialize.wait()
+        with contextlib.suppress(ProcessLookupError):  # what the killed process left running
+            os.killpg(materialize.pid, signal.SIGKILL)
 
     demo = covid_pipeline("demo", env={"COVID_HOME": str(home)})
     assert demo.returncode == 0, demo.stdout + demo.stderr[-3000:]
