@@ -1,4 +1,4 @@
-"""swap_in (resources/warehouse.py) never returns without having swapped: its last attempt waits for the lock
+"""swap_in (resources/swap.py) never returns without having swapped: its last attempt waits for the lock
 whatever lock_timeout the role or the database sets, and raises if even that attempt fails. The views that read
 the swapped table are recreated on the new one, with their grants."""
 
@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from covid_pipeline.resources.warehouse import swap_in
+from covid_pipeline.resources.swap import swap_in
 from covid_pipeline_tests.helpers.registry import real_rows, write_registry
 from covid_pipeline_tests.helpers.warehouse import metabase_login, query, run_graph
 
