@@ -177,3 +177,38 @@ def test_a_far_future_publication_date_is_rejected_and_does_not_lift_the_dates_b
     published = date.fromisoformat(real_rows(1)[0]["ultima_actualizacion"])
     assert check.metadata["range"].value == f"2020-01-01 .. {published}"
     assert check.metadata["outside_range"].value == 1  # the 2019 date: dates before the epidemic are kept
+
+
+def test_the_warning_checks_warn_past_their_settings_and_not_before(database_url, tmp_path):
+    """COVID_MAX_OUT_OF_RANGE_DATE_SHARE, COVID_EARLIEST_DATE, COVID_MAX_UNKNOWN_PROVINCE_SHARE and
+    COVID_MAX_UNMATCHED_DEPARTMENT_SHARE decide when dates_in_range and codes_known_to_georef warn."""
+    from covid_pipeline.checks.cases import codes_known_to_georef, dates_in_range
+    from covid_pipeline.resources.warehouse import WarehouseResource
+
+    rows = [row(id_evento_caso=str(i)) for i in range(1, 101)]
+    for unknown in rows[:2]:  # 2% of the cases in a province georef does not have (nor their departments)
+        unknown["residencia_provincia_id"] = "55"
+    for unmatched in rows[2:32]:  # 30% more in a department no georef release has
+        unmatched["residencia_departamento_id"] = "999"
+    rows[40]["fecha_inicio_sintomas"] = "2019-12-30"  # two dates before the epidemic's start
+    rows[41]["fecha_internacion"] = "2019-12-31"
+    registry = write_registry(tmp_path / "Covid19Casos.zip", rows)
+    checks = checks_of(run_graph(database_url, tmp_path, cases=registry))
+    assert not checks["dates_in_range"].passed and not checks["codes_known_to_georef"].passed
+    relaxed = QualityResource(
+        max_out_of_range_date_share=0.05, max_unknown_province_share=0.05, max_unmatched_department_share=0.5
+    )
+    checks = checks_of(
+        run_graph(database_url, tmp_path, cases=registry, quality=relaxed, selection=["cleaned_cases"])
+    )
+    assert checks["dates_in_range"].passed and checks["codes_known_to_georef"].passed
+    # each setting on its own
+    warehouse = WarehouseResource(database_url=database_url)
+    assert not codes_known_to_georef(warehouse, QualityResource(max_unknown_province_share=0.05)).passed
+    assert not codes_known_to_georef(warehouse, QualityResource(max_unmatched_department_share=0.5)).passed
+    assert codes_known_to_georef(
+        warehouse, QualityResource(max_unknown_province_share=0.02, max_unmatched_department_share=0.32)
+    ).passed
+    earlier = dates_in_range(warehouse, QualityResource(earliest_date="2019-12-01"))
+    assert earlier.passed and earlier.metadata["outside_range"].value == 0
+    assert earlier.metadata["range"].value == "2019-12-01 .. 2020-11-23"
