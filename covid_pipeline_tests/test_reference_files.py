@@ -280,3 +280,147 @@ def test_an_overflowing_id_or_a_nul_refuses_the_file_naming_line_and_column(
     message = refusal(result, table)
     assert message.startswith(expected), message
     assert checksums(url) == before
+
+
+# Each rule of docs/places.md on one line of the real files, read as the steps read them: (what, file, physical
+# line, text there, replaced by, how the refusal starts).
+RULES = [
+    (
+        "province 99, the registry's SIN ESPECIFICAR",
+        PROVINCES_CSV,
+        3,
+        '"58","AR-Q"',
+        '"99","AR-Q"',
+        "provincias.csv, line 3, column id: cannot read '99': out of range",
+    ),
+    (
+        "a department id of one digit",
+        DEPARTMENTS_CSV,
+        35,
+        '"06427"',
+        '"6"',
+        "departamentos.csv, line 35, column id: cannot read '6': a georef department id is 5 digits",
+    ),
+    (
+        "a department id with a trailing space",
+        DEPARTMENTS_CSV,
+        35,
+        '"06427"',
+        '"06427 "',
+        "departamentos.csv, line 35, column id: cannot read '06427 ': a georef department id is 5 digits",
+    ),
+    (
+        "a department numbered 000",
+        DEPARTMENTS_CSV,
+        35,
+        '"06427"',
+        '"06000"',
+        "departamentos.csv, line 35, column id: cannot read '06000': out of range",
+    ),
+    (
+        "a province without a name",
+        PROVINCES_CSV,
+        3,
+        '"Neuquén","Neuquén"',
+        '"Neuquén",""',
+        "provincias.csv, line 3, column nombre: empty, but every province has one",
+    ),
+    (
+        "a name that differs from another only in case and accents",
+        PROVINCES_CSV,
+        3,
+        '"Neuquén","Neuquén"',
+        '"Neuquén","CIUDAD AUTONOMA DE BUENOS AIRES"',
+        "provincias.csv, line 3, column nombre: 'CIUDAD AUTONOMA DE BUENOS AIRES' is also the name of id \"02\"",
+    ),
+    (
+        "a latitude of nan",
+        PROVINCES_CSV,
+        3,
+        "-38.6419828626673",
+        "nan",
+        "provincias.csv, line 3, column centroide_lat: cannot read 'nan': not a decimal number",
+    ),
+    (
+        "a number with an underscore",
+        PROVINCES_CSV,
+        3,
+        "-38.6419828626673",
+        "-3_8.6",
+        "provincias.csv, line 3, column centroide_lat: cannot read '-3_8.6': not a decimal number",
+    ),
+    (
+        "a department without a centroid",
+        DEPARTMENTS_CSV,
+        35,
+        "-34.7703481015398",
+        "",
+        "departamentos.csv, line 35, column centroide_lat: empty, but every department has one",
+    ),
+    (
+        "a share of the province over 1",
+        DEPARTMENTS_CSV,
+        35,
+        "0.00104421888100573",
+        "1.5",
+        "departamentos.csv, line 35, column provincia_interseccion: cannot read '1.5': a share of the province",
+    ),
+    (
+        "a tab in a value",
+        PROVINCES_CSV,
+        3,
+        '"Provincia del Neuquén"',
+        '"Provincia\tdel Neuquén"',
+        "provincias.csv, line 3, column nombre_completo: contains the control character '\\t'",
+    ),
+    (
+        "a line break in a quoted value",
+        PROVINCES_CSV,
+        3,
+        '"Provincia del Neuquén"',
+        '"Provincia\ndel Neuquén"',
+        "provincias.csv, line 3, column nombre_completo: contains the control character '\\n'",
+    ),
+    (
+        "a quote inside an unquoted field",
+        PROVINCES_CSV,
+        3,
+        '"IGN","58"',
+        'IG"N,"58"',
+        'provincias.csv, line 3 (row of id "58"): not readable as CSV (a quote inside an unquoted field',
+    ),
+    (
+        "text after a closing quote",
+        PROVINCES_CSV,
+        3,
+        '"IGN","58"',
+        '"IGN"x,"58"',
+        'provincias.csv, line 3 (row of id "58"): not readable as CSV (text after the field\'s closing quote',
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("original", "line", "old", "new", "expected"), [pytest.param(*rule[1:], id=rule[0]) for rule in RULES]
+)
+def test_each_rule_refuses_the_file_naming_the_line_and_the_column(original, line, old, new, expected):
+    from covid_pipeline.ingest.georef import DEPARTMENTS, PROVINCES, GeorefRefused, read_georef
+
+    lines = original.read_text(encoding="utf-8").split("\n")
+    assert old in lines[line - 1], (old, lines[line - 1])
+    lines[line - 1] = lines[line - 1].replace(old, new, 1)
+    spec = PROVINCES if original == PROVINCES_CSV else DEPARTMENTS
+    with pytest.raises(GeorefRefused) as refused:
+        read_georef("\n".join(lines).encode(), original.name, spec)
+    assert str(refused.value).startswith(expected), str(refused.value)
+
+
+def test_blank_lines_are_skipped_and_rows_keep_their_physical_lines():
+    from covid_pipeline.ingest.georef import PROVINCES, read_georef
+
+    lines = PROVINCES_CSV.read_text(encoding="utf-8").split("\n")
+    spaced = [*lines[:2], "", *lines[2:5], "", "", *lines[5:]]
+    plain = read_georef("\n".join(lines).encode(), "provincias.csv", PROVINCES)
+    read = read_georef("\n".join(spaced).encode(), "provincias.csv", PROVINCES)
+    assert [r.values for r in read] == [r.values for r in plain]
+    assert [r.line for r in read][:6] == [2, 4, 5, 6, 9, 10]
