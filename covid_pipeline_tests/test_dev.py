@@ -135,7 +135,9 @@ def test_dg_and_the_dev_ui_share_one_instance_and_each_runs_the_whole_graph_on_t
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    dev = start_dev(user_env(home), port, tmp_path / "dev.log")
+    elsewhere = tmp_path / "elsewhere"  # dev works from any folder, not only the checkout
+    elsewhere.mkdir()
+    dev = start_dev(user_env(home), port, tmp_path / "dev.log", cwd=elsewhere)
     try:
         wait_for_graphql(base_url, dev)
         # one instance: the UI lists the run dg launched

@@ -3,14 +3,18 @@ of the layout is there, the assets, checks and reporting tables they list are th
 blocking or warning as the table says), and ingest/ is plain Python that runs without Dagster."""
 
 import re
+import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import psycopg
 import pytest
+from dagster import AssetKey
 
 from covid_pipeline.assets.reporting import MARTS
-from covid_pipeline.definitions import all_assets, all_checks
+from covid_pipeline.definitions import all_assets, all_checks, defs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -101,7 +105,52 @@ def test_the_check_table_is_the_checks_dagster_loads_blocking_as_it_says():
     assert documented == loaded_checks()
 
 
-def test_the_reporting_tables_listed_are_the_marts():
+def test_the_reporting_tables_listed_are_the_marts_each_described_by_its_sql_file():
     rows = table_rows((ROOT / "docs" / "reporting.md").read_text(encoding="utf-8"), "table")
     listed = [name for row in rows for name in names_in(row[0])]
     assert sorted(listed) == sorted(MARTS)
+    graph = defs.resolve_asset_graph()
+    for mart in MARTS:
+        first = (
+            (ROOT / "covid_pipeline" / "assets" / "sql" / "reporting" / f"{mart}.sql")
+            .read_text()
+            .split("\n")[0]
+        )
+        assert first.startswith(f"-- reporting.{mart}: ") and len(first) > 40, first
+        assert graph.get(AssetKey(["reporting", mart])).description == first.removeprefix("-- ")
+
+
+def test_the_tables_the_readme_names_are_in_a_loaded_warehouse(sample_warehouse):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    paragraph = text[text.index("The tables: ") :].split("\n\n", 1)[0]
+    named = re.findall(r"`(covid\.\w+)`", paragraph)
+    assert len(named) == 7 and "the `reporting` schema" in paragraph
+    with psycopg.connect(sample_warehouse) as conn:
+        missing = [t for t in named if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone() == (None,)]
+        reporting = {
+            r for (r,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'reporting'")
+        }
+        # covid.cases: English column names
+        columns = [
+            c
+            for (c,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'covid' AND table_name = 'cases'"
+            )
+        ]
+    assert missing == [] and reporting == set(MARTS)
+    assert "classification_summary" in columns and not {"clasificacion_resumen", "fecha_apertura"} & set(
+        columns
+    )
+
+
+def test_the_readme_s_requirements_and_command_are_the_project_s():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["requires-python"] == ">=3.11"  # "Python 3.11 or later"
+    # `python -m covid_pipeline` is also installed as `covid-pipeline`
+    assert project["project"]["scripts"] == {"covid-pipeline": "covid_pipeline.cli:main"}
+    installed = shutil.which("covid-pipeline")
+    assert installed, "the console script is not installed"
+    shown = subprocess.run([installed, "--help"], capture_output=True, text=True, timeout=120, check=True)
+    assert shown.stdout.startswith("usage: covid-pipeline")
+    # the tests run on two pytest-xdist workers by default
+    assert "-n 2" in project["tool"]["pytest"]["ini_options"]["addopts"]

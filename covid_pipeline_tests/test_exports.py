@@ -10,6 +10,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from covid_pipeline.assets.codebook import describe_tables
 from covid_pipeline.assets.reporting import MARTS
 from covid_pipeline_tests.helpers.warehouse import metadata_of, run_graph
 
@@ -24,6 +25,7 @@ def test_every_mart_is_exported_with_its_rows_and_types(sample_warehouse, tmp_pa
     assert metadata["tables"] == len(MARTS)
     exported = tmp_path / "exports"
     assert sorted(p.name for p in exported.glob("*.parquet")) == sorted(f"{m}.parquet" for m in MARTS)
+    described = describe_tables()
     with psycopg.connect(sample_warehouse) as conn:
         for mart in MARTS:
             latest = exported / f"{mart}.parquet"
@@ -39,6 +41,8 @@ def test_every_mart_is_exported_with_its_rows_and_types(sample_warehouse, tmp_pa
                 meta[b"table"] == f"reporting.{mart}".encode()
                 and meta[b"registry_published"] == b"2020-11-23"
             )
+            # the table's description, as the data dictionary gives it
+            assert meta[b"description"].decode() == described[f"reporting.{mart}"]["description"] != ""
     schema = pq.read_schema(exported / "positivity_by_province_week.parquet")
     assert [schema.field(n).type for n in ("province_id", "week_start", "confirmed", "positivity")] == [
         pa.int32(),
