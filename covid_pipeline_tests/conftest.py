@@ -8,6 +8,8 @@
 - `http_server`: serves a folder over loopback HTTP (with Range support), see `helpers.http`.
 - `sample_warehouse` (shared, read-only) and `sample_copy` (the test's own): the bundled sample loaded by the
   graph, both copies of one session-wide load (`sample_template`).
+- `short_warehouse`: the test's own copy of a warehouse and raw store that hold a short registry (300 real rows)
+  loaded up to the aggregates, see `helpers.short_registry`.
 """
 
 import os
@@ -174,10 +176,10 @@ def covid_home(tmp_path, monkeypatch) -> Path:
 def sample_run(pg_server_url, tmp_path_factory):
     """The run of every asset but the report on the bundled sample, into a database of its own (`.url`); its
     result (`.result`) for the tests that read the run's metadata."""
-    from covid_pipeline_tests.helpers.warehouse import new_database, run_all_assets
+    from covid_pipeline_tests.helpers.warehouse import new_database, run_graph
 
     url = new_database(pg_server_url)
-    return SimpleNamespace(url=url, result=run_all_assets(url, tmp_path_factory.mktemp("sample")))
+    return SimpleNamespace(url=url, result=run_graph(url, tmp_path_factory.mktemp("sample")))
 
 
 @pytest.fixture(scope="session")
@@ -202,4 +204,31 @@ def sample_copy(pg_server_url, sample_template) -> str:
 
     url = new_database(pg_server_url, template=sample_template)
     yield url
+    drop_database(pg_server_url, url)
+
+
+@pytest.fixture(scope="session")
+def short_template(pg_server_url, tmp_path_factory):
+    """(database url, folder holding its raw store) after the graph up to the aggregates on the short registry.
+    Never connect to the database: `short_warehouse` copies it."""
+    from covid_pipeline_tests.helpers.short_registry import UP_TO_AGGREGATES, base_lines, registry_zip
+    from covid_pipeline_tests.helpers.warehouse import new_database, run_graph
+
+    folder = tmp_path_factory.mktemp("short")
+    url = new_database(pg_server_url)
+    run_graph(url, folder, cases=registry_zip(folder, base_lines()), selection=UP_TO_AGGREGATES)
+    return url, folder
+
+
+@pytest.fixture
+def short_warehouse(short_template, pg_server_url, tmp_path):
+    """(database url, folder): a copy of `short_template`'s database and raw store, the test's own."""
+    import shutil
+
+    from covid_pipeline_tests.helpers.warehouse import drop_database, new_database
+
+    template, folder = short_template
+    url = new_database(pg_server_url, template=template)
+    shutil.copytree(folder / "raw", tmp_path / "raw")
+    yield url, tmp_path
     drop_database(pg_server_url, url)

@@ -8,11 +8,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from covid_pipeline.cli import sample_sources
 from covid_pipeline_tests.helpers.registry import real_rows, registry_text
 from covid_pipeline_tests.helpers.warehouse import metadata_of, query, run_graph
 
-SAMPLE = sample_sources()
 MEASURES = ("notified", "confirmed", "deaths", "icu", "ventilated")
 
 
@@ -86,10 +84,8 @@ def test_daily_aggregates_equal_a_recount_cell_by_cell(database_url, tmp_path, r
     path, text, expected = registry
     result = run_graph(
         database_url,
-        tmp_path / "raw",
-        str(path),
-        SAMPLE["COVID_PROVINCES_URL"],
-        SAMPLE["COVID_DEPARTMENTS_URL"],
+        tmp_path,
+        cases=path,
         selection=["raw_csv_s3", "provinces", "departments", "cleaned_cases", "daily_aggregates"],
     )
     assert result.success

@@ -4,9 +4,9 @@ daily_aggregates (or, for the check on it, what reads it) is not built."""
 import psycopg
 import pytest
 
-from covid_pipeline.cli import sample_sources
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline_tests.helpers.registry import real_rows, write_registry
+from covid_pipeline_tests.helpers.short_registry import BASE_ROWS, UP_TO_AGGREGATES, base_lines, registry_zip
 from covid_pipeline_tests.helpers.warehouse import (
     checks_of,
     downstream_of,
@@ -16,21 +16,11 @@ from covid_pipeline_tests.helpers.warehouse import (
     run_graph,
 )
 
-SAMPLE = sample_sources()
 BLOCKING = ("case_ids_unique", "row_count_kept", "rejected_share_under_limit", "totals_match_cases")
 
 
-def run(url, tmp_path, cases=SAMPLE["COVID_CASES_URL"], **kwargs):
-    """The graph (no report) on `cases` and the bundled georef files; the checks by name, what was built."""
-    result = run_graph(
-        url,
-        tmp_path / "raw",
-        str(cases),
-        SAMPLE["COVID_PROVINCES_URL"],
-        SAMPLE["COVID_DEPARTMENTS_URL"],
-        raise_on_error=False,
-        **kwargs,
-    )
+def checks_and_built(result):
+    """The run's checks by name, and what it built."""
     return checks_of(result), materialized(result)
 
 
@@ -57,10 +47,12 @@ def tamper(url, *statements) -> int:
 def let_through_then_checked(url, tmp_path, registry, check: str, relaxed: QualityResource):
     """Someone loads `registry` with the gate opened (`relaxed`, under which `check` passes too); the next run,
     with the default thresholds, checks the same table: its checks, what it built, the aggregates before it."""
-    checks, _ = run(url, tmp_path, registry, quality=relaxed)
+    checks, _ = checks_and_built(
+        run_graph(url, tmp_path, cases=registry, quality=relaxed, raise_on_error=False)
+    )
     assert checks[check].passed
     aggregates = fingerprint(url, "covid.daily_aggregates")
-    return *run(url, tmp_path, registry), aggregates
+    return *checks_and_built(run_graph(url, tmp_path, cases=registry, raise_on_error=False)), aggregates
 
 
 @pytest.mark.parametrize("fault", ["duplicated", "null"])
@@ -73,7 +65,7 @@ def test_case_ids_unique_blocks_on_repeated_or_null_ids(sample_copy, tmp_path, f
         f"UPDATE covid.cases SET case_id = {new_id} "
         "WHERE case_id IN (SELECT case_id FROM covid.cases ORDER BY case_id DESC LIMIT 7)",
     )
-    checks, built = run(sample_copy, tmp_path)
+    checks, built = checks_and_built(run_graph(sample_copy, tmp_path, raise_on_error=False))
     counts = figures(checks["case_ids_unique"])
     assert (counts["duplicated_ids"], counts["null_ids"]) == (
         (changed, 0) if fault == "duplicated" else (0, changed)
@@ -84,7 +76,7 @@ def test_case_ids_unique_blocks_on_repeated_or_null_ids(sample_copy, tmp_path, f
 def test_row_count_kept_blocks_when_the_table_differs_from_its_load(sample_copy, tmp_path):
     aggregates = fingerprint(sample_copy, "covid.daily_aggregates")
     deleted = tamper(sample_copy, "DELETE FROM covid.cases WHERE case_id % 10 = 0")
-    checks, built = run(sample_copy, tmp_path)
+    checks, built = checks_and_built(run_graph(sample_copy, tmp_path, raise_on_error=False))
     counts = figures(checks["row_count_kept"])
     assert counts["rows_recorded_by_load"] - counts["rows"] == deleted > 0
     assert counts["rows"] == query(sample_copy, "SELECT count(*) FROM covid.cases")[0][0]
@@ -92,22 +84,30 @@ def test_row_count_kept_blocks_when_the_table_differs_from_its_load(sample_copy,
 
 
 def test_row_count_kept_blocks_a_drop_its_load_did_not_accept(sample_copy, tmp_path):
-    """The drop branch. A drop that a load's gate accepted is the new baseline (issue 13: later runs on the
-    same file pass); a drop larger than what the load recorded as accepted is blocked. Such a record is
+    """The drop branch. A drop that a load's gate accepted is the new baseline (later runs on the same file
+    pass); a drop larger than what the load recorded as accepted is blocked. Such a record is
     what a load made before the pipeline kept the accepted drop looks like (max_row_drop NULL): the
     current COVID_MAX_ROW_DROP then applies."""
     rows = real_rows()
     shorter = write_registry(tmp_path / "short" / "Covid19Casos.zip", rows[: len(rows) * 3 // 4])
-    checks, _ = run(sample_copy, tmp_path, shorter, quality=QualityResource(max_row_drop=1.0))
+    checks, _ = checks_and_built(
+        run_graph(
+            sample_copy,
+            tmp_path,
+            cases=shorter,
+            quality=QualityResource(max_row_drop=1.0),
+            raise_on_error=False,
+        )
+    )
     assert checks["row_count_kept"].passed
-    checks, _ = run(sample_copy, tmp_path, shorter)
+    checks, _ = checks_and_built(run_graph(sample_copy, tmp_path, cases=shorter, raise_on_error=False))
     assert checks["row_count_kept"].passed, "an accepted drop is the new baseline"
     aggregates = fingerprint(sample_copy, "covid.daily_aggregates")
     tamper(
         sample_copy,
         "UPDATE covid.loads SET max_row_drop = NULL WHERE load_id = (SELECT max(load_id) FROM covid.loads)",
     )
-    checks, built = run(sample_copy, tmp_path, shorter)
+    checks, built = checks_and_built(run_graph(sample_copy, tmp_path, cases=shorter, raise_on_error=False))
     counts = figures(checks["row_count_kept"])
     assert (counts["rows"], counts["rows_recorded_by_load"], counts["previous_load_rows"]) == (
         len(rows) * 3 // 4,
@@ -160,7 +160,7 @@ CREATE EVENT TRIGGER miscount ON ddl_command_end WHEN TAG IN ('CREATE TABLE AS')
 def test_totals_match_cases_blocks_aggregates_that_disagree_with_the_cases(sample_copy, tmp_path):
     with psycopg.connect(sample_copy, autocommit=True) as admin:
         admin.execute(MISCOUNT)
-    checks, built = run(sample_copy, tmp_path)
+    checks, built = checks_and_built(run_graph(sample_copy, tmp_path, raise_on_error=False))
     check = checks["totals_match_cases"]
     assert not check.passed and check.severity.value == "ERROR"
     differences = {k: v for k, v in figures(check).items() if k.endswith("_difference")}
@@ -176,3 +176,31 @@ def test_totals_match_cases_blocks_aggregates_that_disagree_with_the_cases(sampl
     )
     assert f"| confirmed | {confirmed + 3:,} | {confirmed:,} |" in figures(check)["totals"]
     assert "daily_aggregates" in built and not built & downstream_of("daily_aggregates")
+
+
+def test_row_count_kept_takes_a_drop_accepted_once_as_the_new_baseline(short_warehouse):
+    url, folder = short_warehouse
+    small = registry_zip(folder, base_lines()[:3])
+    accepted = QualityResource(max_row_drop=1.0)
+    assert run_graph(url, folder, cases=small, quality=accepted, selection=UP_TO_AGGREGATES).success
+    again = run_graph(url, folder, cases=small, selection=UP_TO_AGGREGATES)  # the same file, default settings
+    assert again.success
+    check = checks_of(again)["row_count_kept"]
+    assert check.passed and check.metadata["max_row_drop_accepted_by_load"].value == 1.0
+
+
+def test_row_count_kept_names_the_figures_and_the_setting(short_warehouse):
+    from covid_pipeline.checks.cases import row_count_kept
+    from covid_pipeline.resources.warehouse import WarehouseResource
+
+    url, _ = short_warehouse
+    with psycopg.connect(url) as conn:
+        conn.execute("DELETE FROM covid.cases WHERE case_id IN (SELECT case_id FROM covid.cases LIMIT 100)")
+        conn.execute(
+            "INSERT INTO covid.loads (source_sha256, source_bytes, rows_read, rows_loaded, rows_rejected,"
+            " duplicate_rows, started_at, max_row_drop) VALUES ('x', 1, 200, 200, 0, 0, now(), 0.1)"
+        )
+    result = row_count_kept(WarehouseResource(database_url=url), QualityResource())
+    assert not result.passed
+    assert f"{BASE_ROWS - 100:,} rows, 33.3% fewer than the {BASE_ROWS:,}" in result.description
+    assert "COVID_MAX_ROW_DROP" in result.description

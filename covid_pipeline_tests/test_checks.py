@@ -2,6 +2,7 @@
 
 import csv
 import zipfile
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from covid_pipeline.ingest.gate import LoadLimits, LoadRefused
 from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline_tests.helpers.places import expected_georef_id, georef_departments
-from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, read_records, row, write_registry
+from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, read_records, real_rows, row, write_registry
+from covid_pipeline_tests.helpers.short_registry import BASE_ROWS, changed_line, line_of, rejects, run_changed
 from covid_pipeline_tests.helpers.warehouse import (
     checks_of,
     failure_of,
@@ -23,21 +25,8 @@ from covid_pipeline_tests.helpers.warehouse import (
 SAMPLE = sample_sources()
 
 
-def run_on(database_url, tmp_path, cases_path, **kwargs):
-    return run_graph(
-        database_url,
-        tmp_path / "raw",
-        str(cases_path),
-        SAMPLE["COVID_PROVINCES_URL"],
-        SAMPLE["COVID_DEPARTMENTS_URL"],
-        **kwargs,
-    )
-
-
 def test_every_check_passes_on_the_bundled_sample_with_figures_from_the_files(sample_copy, tmp_path):
-    result = run_on(
-        sample_copy, tmp_path, SAMPLE["COVID_CASES_URL"]
-    )  # the checks again, on the loaded sample
+    result = run_graph(sample_copy, tmp_path)  # the checks again, on the loaded sample
     assert result.success
     checks = checks_of(result)
     assert set(checks) == {
@@ -78,7 +67,7 @@ def test_dates_outside_the_range_warn_without_stopping_the_graph(database_url, t
     rows[0]["fecha_fallecimiento"] = "2031-01-01"  # after the file's ultima_actualizacion: rejected at load
     rows[1]["fecha_inicio_sintomas"] = "2019-12-30"  # before the epidemic
     rows[2]["fecha_internacion"] = "2019-12-31"
-    result = run_on(database_url, tmp_path, write_registry(tmp_path / "Covid19Casos.zip", rows))
+    result = run_graph(database_url, tmp_path, cases=write_registry(tmp_path / "Covid19Casos.zip", rows))
     assert result.success
     assert query(database_url, "SELECT line_number, column_name FROM covid.rejected_cases") == [
         (2, "fecha_fallecimiento")
@@ -95,7 +84,7 @@ def test_an_unknown_province_code_is_reported(database_url, tmp_path):
     rows[3]["residencia_provincia_id"] = "55"
     rows[5]["residencia_departamento_id"] = "999"  # a department no georef release has
     rows[5]["residencia_departamento_nombre"] = "Nowhere"
-    result = run_on(database_url, tmp_path, write_registry(tmp_path / "Covid19Casos.zip", rows))
+    result = run_graph(database_url, tmp_path, cases=write_registry(tmp_path / "Covid19Casos.zip", rows))
     check = checks_of(result)["codes_known_to_georef"]
     assert not check.passed
     assert check.metadata["province_unknown"].value == 1
@@ -155,7 +144,7 @@ def test_a_refused_load_fails_the_run_naming_the_setting_to_change(
         for bad in cases[::10]:
             bad["fecha_apertura"] = "23/11/2020"  # a date format the registry never used
     registry = write_registry(tmp_path / "refused" / "Covid19Casos.zip", cases)
-    result = run_on(sample_copy, tmp_path, registry, raise_on_error=False)
+    result = run_graph(sample_copy, tmp_path, cases=registry, raise_on_error=False)
     step, description = failure_of(result)
     assert step == "cleaned_cases"
     assert description.startswith(
@@ -172,3 +161,54 @@ def test_thresholds_come_from_the_environment(monkeypatch):
     quality = QualityResource.from_env()
     assert (quality.max_row_drop, quality.earliest_date) == (0.5, "2019-12-01")
     assert quality.max_rejected_share == QualityResource().max_rejected_share
+
+
+def test_a_far_future_publication_date_is_rejected_and_does_not_lift_the_dates_bound(short_warehouse):
+    """Future dates are rejected at load (a row's ultima_actualizacion after the day of the load, a case date
+    after its row's ultima_actualizacion); the check's bound stays the publication's date."""
+    url, _ = short_warehouse
+    lines, _ = changed_line(3, ultima_actualizacion="2099-12-31")
+    lines[10] = line_of(real_rows(BASE_ROWS)[9] | {"fecha_apertura": "2030-06-01"})
+    lines[20] = line_of(real_rows(BASE_ROWS)[19] | {"fecha_internacion": "2019-06-01"})  # before the epidemic
+    result, _ = run_changed(short_warehouse, lines)
+    assert result.success
+    assert [(r[0], r[1]) for r in rejects(url)] == [(5, "ultima_actualizacion"), (11, "fecha_apertura")]
+    check = checks_of(result)["dates_in_range"]
+    published = date.fromisoformat(real_rows(1)[0]["ultima_actualizacion"])
+    assert check.metadata["range"].value == f"2020-01-01 .. {published}"
+    assert check.metadata["outside_range"].value == 1  # the 2019 date: dates before the epidemic are kept
+
+
+def test_the_warning_checks_warn_past_their_settings_and_not_before(database_url, tmp_path):
+    """COVID_MAX_OUT_OF_RANGE_DATE_SHARE, COVID_EARLIEST_DATE, COVID_MAX_UNKNOWN_PROVINCE_SHARE and
+    COVID_MAX_UNMATCHED_DEPARTMENT_SHARE decide when dates_in_range and codes_known_to_georef warn."""
+    from covid_pipeline.checks.cases import codes_known_to_georef, dates_in_range
+    from covid_pipeline.resources.warehouse import WarehouseResource
+
+    rows = [row(id_evento_caso=str(i)) for i in range(1, 101)]
+    for unknown in rows[:2]:  # 2% of the cases in a province georef does not have (nor their departments)
+        unknown["residencia_provincia_id"] = "55"
+    for unmatched in rows[2:32]:  # 30% more in a department no georef release has
+        unmatched["residencia_departamento_id"] = "999"
+    rows[40]["fecha_inicio_sintomas"] = "2019-12-30"  # two dates before the epidemic's start
+    rows[41]["fecha_internacion"] = "2019-12-31"
+    registry = write_registry(tmp_path / "Covid19Casos.zip", rows)
+    checks = checks_of(run_graph(database_url, tmp_path, cases=registry))
+    assert not checks["dates_in_range"].passed and not checks["codes_known_to_georef"].passed
+    relaxed = QualityResource(
+        max_out_of_range_date_share=0.05, max_unknown_province_share=0.05, max_unmatched_department_share=0.5
+    )
+    checks = checks_of(
+        run_graph(database_url, tmp_path, cases=registry, quality=relaxed, selection=["cleaned_cases"])
+    )
+    assert checks["dates_in_range"].passed and checks["codes_known_to_georef"].passed
+    # each setting on its own
+    warehouse = WarehouseResource(database_url=database_url)
+    assert not codes_known_to_georef(warehouse, QualityResource(max_unknown_province_share=0.05)).passed
+    assert not codes_known_to_georef(warehouse, QualityResource(max_unmatched_department_share=0.5)).passed
+    assert codes_known_to_georef(
+        warehouse, QualityResource(max_unknown_province_share=0.02, max_unmatched_department_share=0.32)
+    ).passed
+    earlier = dates_in_range(warehouse, QualityResource(earliest_date="2019-12-01"))
+    assert earlier.passed and earlier.metadata["outside_range"].value == 0
+    assert earlier.metadata["range"].value == "2019-12-01 .. 2020-11-23"

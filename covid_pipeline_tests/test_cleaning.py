@@ -5,7 +5,6 @@ from datetime import date
 
 import pytest
 
-from covid_pipeline.cli import sample_sources
 from covid_pipeline.ingest.cleaning import FutureDates, check_header, clean_chunk
 from covid_pipeline.ingest.errors import SourceFormatError
 from covid_pipeline.ingest.reader import Chunk, Utf8Stream, iter_record_chunks, open_csv_member
@@ -18,7 +17,8 @@ from covid_pipeline_tests.helpers.registry import (
     row,
     write_registry,
 )
-from covid_pipeline_tests.helpers.warehouse import query, run_graph
+from covid_pipeline_tests.helpers.short_registry import BASE_ROWS, base_lines, line_of, rejects, run_changed
+from covid_pipeline_tests.helpers.warehouse import checks_of, query, run_graph
 
 
 def clean_lines(*rows: dict | str, first_line: int = 2):
@@ -281,7 +281,7 @@ def test_one_future_dated_row_is_rejected_and_does_not_move_the_reporting_window
     rows = real_rows()
     rows[41] = rows[41] | {"fecha_apertura": "2100-12-31"}
     cases = write_registry(tmp_path / "Covid19Casos.zip", rows)
-    result = run_graph(sample_copy, tmp_path / "raw", str(cases), *list(sample_sources().values())[1:])
+    result = run_graph(sample_copy, tmp_path, cases=cases)
     assert result.success
     [(line, column, reason)] = query(
         sample_copy, "SELECT line_number, column_name, reason FROM covid.rejected_cases"
@@ -292,3 +292,51 @@ def test_one_future_dated_row_is_rejected_and_does_not_move_the_reporting_window
     # the reporting window ends on the publication's date, never on a data column's max()
     [published] = {r["ultima_actualizacion"] for r in rows}
     assert query(sample_copy, "SELECT reference_date::text FROM reporting.latest_update") == [(published,)]
+
+
+@pytest.mark.parametrize(
+    ("column", "fits", "overflows"),
+    [
+        ("id_evento_caso", "9223372036854775807", "9223372036854775808"),
+        ("id_evento_caso", "0009223372036854775807", "99999999999999999999"),
+        ("residencia_departamento_id", "2147483647", "2147483648"),
+    ],
+)
+def test_an_integer_gets_the_same_verdict_whatever_its_neighbours(column, fits, overflows):
+    def verdicts(*values):
+        rows = [row(id_evento_caso=str(i + 1)) | {column: v} for i, v in enumerate(values)]
+        return {r.line_number for r in clean_lines(*rows).rejects}
+
+    assert verdicts(fits) == set()
+    assert verdicts(fits, overflows) == {3}
+    assert verdicts(overflows) == {2}
+
+
+def test_case_and_spacing_variants_are_written_as_sisa_writes_them_and_other_values_reported(short_warehouse):
+    url, _ = short_warehouse
+    lines = base_lines()
+    base = real_rows(BASE_ROWS)
+    variants = {2: "confirmado", 3: "CONFIRMADO", 4: "Confirmado ", 5: "Confirmadx"}
+    for index, value in variants.items():
+        lines[index + 1] = line_of(
+            base[index] | {"clasificacion_resumen": value, "sexo": " f", "fallecido": "si"}
+        )
+    result, _ = run_changed(short_warehouse, lines)
+    assert result.success and not rejects(url)
+    ids = [int(base[i]["id_evento_caso"]) for i in variants]
+    found = dict(
+        query(url, "SELECT case_id, classification_summary FROM covid.cases WHERE case_id = ANY(%s)", (ids,))
+    )
+    assert [found[i] for i in ids] == ["Confirmado", "Confirmado", "Confirmado", "Confirmadx"]
+    assert query(url, "SELECT DISTINCT sex, deceased FROM covid.cases WHERE case_id = ANY(%s)", (ids,)) == [
+        ("F", True)
+    ]
+    confirmed = sum(
+        1
+        for i, r in enumerate(base)
+        if (variants.get(i) or r["clasificacion_resumen"]).strip().lower() == "confirmado"
+    )
+    assert query(url, "SELECT sum(confirmed) FROM covid.daily_aggregates")[0][0] == confirmed
+    check = checks_of(result)["categorical_values_known"]
+    assert not check.passed and check.metadata["cases_with_unknown_values"].value == 1
+    assert "'Confirmadx'" in check.metadata["most_frequent_unknown_values"].value

@@ -4,11 +4,9 @@ for each, published as Markdown in the reports store and shown in the asset's me
 import re
 
 import psycopg
-from dagster import DagsterInstance, materialize
 
-from covid_pipeline.assets.codebook import UNDOCUMENTED, codebook, create_table_comments
-from covid_pipeline.resources.stores import StoreResource
-from covid_pipeline.resources.warehouse import WarehouseResource
+from covid_pipeline.assets.codebook import UNDOCUMENTED, create_table_comments
+from covid_pipeline_tests.helpers.warehouse import metadata_of, run_graph
 
 # Tables whose every column must have a meaning: what Metabase and the exports show, the cleaned registry, and the
 # marts' inputs. (covid.loads, the georef tables and the crosswalk are described by their CREATE TABLE comments.)
@@ -35,14 +33,9 @@ def sections(markdown: str) -> dict[str, list[list[str]]]:
 
 
 def test_the_codebook_lists_every_column_with_its_type_and_meaning(sample_warehouse, tmp_path):
-    resources = {
-        "warehouse": WarehouseResource(database_url=sample_warehouse),
-        "reports_store": StoreResource(location=str(tmp_path)),
-    }
-    result = materialize([codebook], resources=resources, instance=DagsterInstance.ephemeral())
+    result = run_graph(sample_warehouse, tmp_path, selection=["codebook"], reports_store=tmp_path)
     markdown = (tmp_path / "codebook.md").read_text(encoding="utf-8")
-    [event] = result.get_asset_materialization_events()
-    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    metadata = metadata_of(result, "codebook")
     assert metadata["codebook"] == markdown  # shown in the UI as it is published
     with psycopg.connect(sample_warehouse) as conn:
         catalogue = conn.execute(

@@ -43,10 +43,10 @@ def real_warehouse(request, pg_server_url, tmp_path_factory):
     url = new_database(pg_server_url)
     result = run_graph(
         url,
-        folder / "raw",
-        str(registry),
-        str(REAL_DATA / "georef_provincias_santif1.csv"),
-        str(GEOREF_RELEASES[request.param]),
+        folder,
+        cases=registry,
+        provinces=REAL_DATA / "georef_provincias_santif1.csv",
+        departments=GEOREF_RELEASES[request.param],
         selection=UP_TO_AGGREGATES,
     )
     assert result.success
@@ -176,14 +176,7 @@ def other_release(pg_server_url, tmp_path_factory):
     departments.write_text("\n".join(lines), encoding="utf-8")
     url = new_database(pg_server_url)
     result = run_graph(
-        url,
-        folder / "raw",
-        sources["COVID_CASES_URL"],
-        sources["COVID_PROVINCES_URL"],
-        str(departments),
-        reports=str(folder / "reports"),
-        selection=AssetSelection.all(),
-        raise_on_error=False,
+        url, folder, departments=departments, selection=AssetSelection.all(), raise_on_error=False
     )
     return url, result
 

@@ -47,19 +47,9 @@ def stop_embedded(data_dir: Path) -> None:
         start_server(data_dir).cleanup()
 
 
-def run(tmp_path, cases: str, selection=LOAD):
-    """The graph on the embedded server in $COVID_HOME (no database URL), the raw files outside it."""
-    return run_graph(
-        "",
-        tmp_path / "raw",
-        cases,
-        SAMPLE["COVID_PROVINCES_URL"],
-        SAMPLE["COVID_DEPARTMENTS_URL"],
-        quality=QualityResource(max_row_growth=1000),  # the sample first, then a file 20 times its size
-        reports=str(tmp_path / "reports"),
-        selection=selection,
-        raise_on_error=False,
-    )
+# The graph runs on the embedded server in $COVID_HOME (no database URL), the raw files outside it: the sample
+# first, then a file 20 times its size.
+GROWING = QualityResource(max_row_growth=1000)
 
 
 def retries(result) -> int:
@@ -84,11 +74,13 @@ def test_a_full_database_disk_fails_the_load_once_naming_it_and_the_next_run_rec
     small_home, tmp_path, registry_too_large
 ):
     data_dir = small_home.path / "pgdata"
-    assert run(tmp_path, SAMPLE["COVID_CASES_URL"]).success
+    assert run_graph("", tmp_path, quality=GROWING, selection=LOAD).success
     url = embedded_server_url(data_dir)
     before = fingerprint(url, "covid.cases")
 
-    result = run(tmp_path, str(registry_too_large))
+    result = run_graph(
+        "", tmp_path, cases=registry_too_large, quality=GROWING, selection=LOAD, raise_on_error=False
+    )
     step, message = failure_of(result)
     assert step == "cleaned_cases" and retries(result) == 0
     assert message.startswith(
@@ -104,7 +96,9 @@ def test_a_full_database_disk_fails_the_load_once_naming_it_and_the_next_run_rec
         assert conn.execute("SHOW wal_level").fetchone() == ("minimal",)
 
     small_home.resize(400)  # space is back: the same run, unchanged, now works
-    again = run(tmp_path, str(registry_too_large))
+    again = run_graph(
+        "", tmp_path, cases=registry_too_large, quality=GROWING, selection=LOAD, raise_on_error=False
+    )
     assert again.success
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM covid.cases").fetchone() == (
@@ -116,11 +110,11 @@ def test_a_server_that_cannot_start_on_a_full_disk_says_so_and_starts_once_space
     small_home, tmp_path
 ):
     data_dir = small_home.path / "pgdata"
-    assert run(tmp_path, SAMPLE["COVID_CASES_URL"]).success
+    assert run_graph("", tmp_path, quality=GROWING, selection=LOAD).success
     stop_embedded(data_dir)
     filler = small_home.fill()
 
-    result = run(tmp_path, SAMPLE["COVID_CASES_URL"], selection=["cleaned_cases"])
+    result = run_graph("", tmp_path, quality=GROWING, selection=["cleaned_cases"], raise_on_error=False)
     step, message = failure_of(result)
     assert step == "cleaned_cases" and retries(result) == 0
     assert message.startswith(f"The embedded PostgreSQL in {data_dir} did not start: "), message
@@ -128,7 +122,7 @@ def test_a_server_that_cannot_start_on_a_full_disk_says_so_and_starts_once_space
     assert "AssertionError" not in message
 
     filler.unlink()
-    assert run(tmp_path, SAMPLE["COVID_CASES_URL"], selection=["cleaned_cases"]).success
+    assert run_graph("", tmp_path, quality=GROWING, selection=["cleaned_cases"]).success
 
 
 def server_owned_folder(path: Path) -> Path:

@@ -135,7 +135,9 @@ def test_dg_and_the_dev_ui_share_one_instance_and_each_runs_the_whole_graph_on_t
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    dev = start_dev(user_env(home), port, tmp_path / "dev.log")
+    elsewhere = tmp_path / "elsewhere"  # dev works from any folder, not only the checkout
+    elsewhere.mkdir()
+    dev = start_dev(user_env(home), port, tmp_path / "dev.log", cwd=elsewhere)
     try:
         wait_for_graphql(base_url, dev)
         # one instance: the UI lists the run dg launched
@@ -252,3 +254,57 @@ def test_a_second_daemon_on_the_instance_is_refused_whatever_the_port(home, tmp_
         f"covid-pipeline dev: a Dagster daemon already serves the instance {home / 'dagster'} (pid "
         f"{daemon.pid}: another covid-pipeline dev, or a demo's run): stop it first."
     ]
+
+
+# A run whose process ended without a word, as `kill -9` of `dagster asset materialize` leaves it: STARTED, by
+# a pid that no longer runs.
+ABANDONED_RUN = """
+import os
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance
+from covid_pipeline.definitions import defs
+
+with DagsterInstance.get() as instance:
+    job = defs.resolve_job_def("refresh_everything")
+    run = instance.create_run_for_job(job_def=job)
+    started = DagsterEvent(DagsterEventType.RUN_START.value, job_name=job.name, pid=os.getpid())
+    instance.report_dagster_event(started, run.run_id)
+    print(run.run_id, instance.get_run_by_id(run.run_id).status.value)
+"""
+
+
+def test_dev_marks_a_run_whose_process_is_gone_failed_and_serves_the_registry_it_is_given(
+    home, tmp_path, monkeypatch
+):
+    """The queue (one run at a time) moves on when `dev` starts; and `COVID_CASES_URL=<your copy> ... dev`
+    serves that copy instead of the sample."""
+    mine = tmp_path / "data" / "Covid19Casos.zip"
+    mine.parent.mkdir()
+    mine.write_bytes(Path(sample_sources()["COVID_CASES_URL"]).read_bytes())
+    env = user_env(home) | {"COVID_CASES_URL": str(mine)}
+    dagster_home = printed_by("dagster-home", env)
+    made = subprocess.run(
+        [sys.executable, "-c", ABANDONED_RUN],
+        env=env | {"DAGSTER_HOME": dagster_home},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    run_id, status = made.stdout.split()
+    assert status == "STARTED"
+
+    log = tmp_path / "dev.log"
+    dev = start_dev(env, free_port(), log)
+    try:
+        deadline = time.monotonic() + 120
+        while "Dagster UI at" not in log.read_text():
+            assert dev.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        stop(dev)
+    said = log.read_text()
+    assert f"covid-pipeline dev: run {run_id[:8]} had lost its process (killed?): marked failed" in said
+    assert f"(instance {dagster_home}; registry {mine})" in said
+    monkeypatch.setenv("DAGSTER_HOME", dagster_home)
+    with DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE

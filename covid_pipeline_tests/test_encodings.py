@@ -14,9 +14,7 @@ AS_COMMITTED = REAL_DATA / "covid19casos_tp_covid_2020-11-23_as_committed.csv"
 
 def load(url, tmp_path, cases):
     """A run of the graph on `cases`, given as a file:// URL; the metadata of cleaned_cases."""
-    result = run_graph(
-        url, tmp_path / "raw", cases.as_uri(), SAMPLE["COVID_PROVINCES_URL"], SAMPLE["COVID_DEPARTMENTS_URL"]
-    )
+    result = run_graph(url, tmp_path, cases=cases.as_uri())
     assert result.success
     return metadata_of(result, "cleaned_cases")
 

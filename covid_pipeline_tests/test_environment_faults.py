@@ -32,9 +32,7 @@ def test_a_read_only_covid_home_fails_the_load_once_naming_it(tmp_path, monkeypa
         disk.read_only()
         result = run_graph(
             "",  # the embedded server, in $COVID_HOME/pgdata
-            tmp_path / "raw",
-            *SAMPLE.values(),
-            reports=str(tmp_path / "reports"),
+            tmp_path,
             selection=["raw_csv_s3", "cleaned_cases"],
             raise_on_error=False,
         )

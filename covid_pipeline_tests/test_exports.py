@@ -9,22 +9,10 @@ import boto3
 import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dagster import DagsterInstance, materialize
 
-from covid_pipeline.assets.exports import exports
+from covid_pipeline.assets.codebook import describe_tables
 from covid_pipeline.assets.reporting import MARTS
-from covid_pipeline.resources.stores import StoreResource
-from covid_pipeline.resources.warehouse import WarehouseResource
-
-
-def run_exports(database_url: str, location: str) -> dict:
-    resources = {
-        "warehouse": WarehouseResource(database_url=database_url),
-        "reports_store": StoreResource(location=location),
-    }
-    result = materialize([exports], resources=resources, instance=DagsterInstance.ephemeral())
-    [event] = result.get_asset_materialization_events()
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+from covid_pipeline_tests.helpers.warehouse import metadata_of, run_graph
 
 
 def as_python(value):
@@ -32,10 +20,12 @@ def as_python(value):
 
 
 def test_every_mart_is_exported_with_its_rows_and_types(sample_warehouse, tmp_path):
-    metadata = run_exports(sample_warehouse, str(tmp_path))
+    result = run_graph(sample_warehouse, tmp_path, selection=["exports"], reports_store=tmp_path)
+    metadata = metadata_of(result, "exports")
     assert metadata["tables"] == len(MARTS)
     exported = tmp_path / "exports"
     assert sorted(p.name for p in exported.glob("*.parquet")) == sorted(f"{m}.parquet" for m in MARTS)
+    described = describe_tables()
     with psycopg.connect(sample_warehouse) as conn:
         for mart in MARTS:
             latest = exported / f"{mart}.parquet"
@@ -51,6 +41,8 @@ def test_every_mart_is_exported_with_its_rows_and_types(sample_warehouse, tmp_pa
                 meta[b"table"] == f"reporting.{mart}".encode()
                 and meta[b"registry_published"] == b"2020-11-23"
             )
+            # the table's description, as the data dictionary gives it
+            assert meta[b"description"].decode() == described[f"reporting.{mart}"]["description"] != ""
     schema = pq.read_schema(exported / "positivity_by_province_week.parquet")
     assert [schema.field(n).type for n in ("province_id", "week_start", "confirmed", "positivity")] == [
         pa.int32(),
@@ -63,8 +55,8 @@ def test_every_mart_is_exported_with_its_rows_and_types(sample_warehouse, tmp_pa
     )
 
 
-def test_the_exports_go_to_s3(sample_warehouse, s3_bucket):
-    run_exports(sample_warehouse, f"s3://{s3_bucket}/reports")
+def test_the_exports_go_to_s3(sample_warehouse, s3_bucket, tmp_path):
+    run_graph(sample_warehouse, tmp_path, selection=["exports"], reports_store=f"s3://{s3_bucket}/reports")
     s3 = boto3.client("s3")
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
     assert keys == {f"reports/exports/{m}.parquet" for m in MARTS} | {

@@ -171,7 +171,7 @@ def test_the_graph_killed_mid_copy_leaves_every_table_and_the_next_run_loads(sam
     assert query(url, "SELECT count(*) FROM covid.cases") == [(20 * 10_075,)]
     assert query(url, "SELECT count(*), max(rows_loaded) FROM covid.loads") == [(2, 20 * 10_075)]
     # the checks after the re-run read the counts the re-run recorded, and pass
-    checks = run_graph(url, tmp_path / "raw", str(cases), *list(SAMPLE.values())[1:])
+    checks = run_graph(url, tmp_path, cases=cases)
     assert all(check.passed for check in checks_of(checks).values())
 
 
@@ -190,19 +190,14 @@ def test_a_download_from_a_server_without_ranges_starts_over(http_server, tmp_pa
 def test_a_download_that_keeps_dropping_fails_the_run_and_keeps_the_raw_store(
     database_url, http_server, tmp_path
 ):
-    urls = [
-        http_server.publish(
-            "Covid19Casos.zip",
-            (REAL_DATA / "covid19casos_globaldothealth_sample_2021-03.csv").read_bytes(),
-        ),
-        SAMPLE["COVID_PROVINCES_URL"],
-        SAMPLE["COVID_DEPARTMENTS_URL"],
-    ]
-    assert run_graph(database_url, tmp_path / "raw", *urls).success
+    cases = http_server.publish(
+        "Covid19Casos.zip", (REAL_DATA / "covid19casos_globaldothealth_sample_2021-03.csv").read_bytes()
+    )
+    assert run_graph(database_url, tmp_path, cases=cases).success
     manifest = (tmp_path / "raw" / "manifest.json").read_bytes()
     http_server.publish("Covid19Casos.zip", write_registry(tmp_path / "n.zip", [row()] * 30).read_bytes())
     http_server.cut_after["Covid19Casos.zip"] = (100, 99)
-    result = run_graph(database_url, tmp_path / "raw", *urls, raise_on_error=False)
+    result = run_graph(database_url, tmp_path, cases=cases, raise_on_error=False)
     [failure] = [e for e in result.all_events if e.is_step_failure]
     description = failure.step_failure_data.user_failure_data.description
     assert failure.step_key == "raw_csv_s3" and "failed after 5 attempts" in description
@@ -248,9 +243,7 @@ def test_bad_input_fails_the_run_with_file_line_column_and_keeps_the_tables(
         expected = expected.format(column=lines[2].index(b"\xf1") + 1)
     else:
         bad = write_registry(tmp_path / "bad" / "Covid19Casos.csv", rows, header=["id", *rows[0]][:25])
-    result = run_graph(
-        database_url, tmp_path / "raw", str(bad), *list(SAMPLE.values())[1:], raise_on_error=False
-    )
+    result = run_graph(database_url, tmp_path, cases=bad, raise_on_error=False)
     [failure] = [e for e in result.all_events if e.is_step_failure]
     description = failure.step_failure_data.user_failure_data.description
     assert failure.step_key == "cleaned_cases"

@@ -12,7 +12,8 @@ from covid_pipeline.ingest.gate import LoadLimits, LoadRefused
 from covid_pipeline.ingest.loader import load_cases
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline_tests.helpers.registry import REAL_SAMPLE, real_rows, write_registry
-from covid_pipeline_tests.helpers.warehouse import failure_of, fingerprint, query, run_graph
+from covid_pipeline_tests.helpers.short_registry import UP_TO_AGGREGATES, base_lines, checksums, registry_zip
+from covid_pipeline_tests.helpers.warehouse import failure_of, fingerprint, query, refusal, run_graph
 
 SAMPLE = sample_sources()
 SAMPLE_ROWS = len(real_rows())
@@ -75,9 +76,7 @@ def test_growth_within_the_limit_loads_and_the_setting_lets_more_through(loaded,
 def test_the_graph_refuses_a_doubled_registry_with_the_default_settings(sample_copy, tmp_path):
     before = fingerprint(sample_copy, "covid.cases")
     twice = rekeyed_twice(tmp_path)
-    result = run_graph(
-        sample_copy, tmp_path / "raw", str(twice), *list(SAMPLE.values())[1:], raise_on_error=False
-    )
+    result = run_graph(sample_copy, tmp_path, cases=twice, raise_on_error=False)
     step, message = failure_of(result)
     assert step == "cleaned_cases" and "100.0% more than the" in message and "COVID_MAX_ROW_GROWTH" in message
     assert "covid.cases was left as it was" in message
@@ -95,32 +94,19 @@ def departments_cut_to(tmp_path, keep: int):
 
 def test_a_georef_file_much_larger_than_its_table_is_refused_naming_the_setting(sample_copy, tmp_path):
     """covid.departments holds 400 rows (a shrink accepted once); the full 529 is 32% more."""
-    cases, provinces, departments = SAMPLE.values()
     selection = ["raw_csv_s3", "departments"]
     shrunk = departments_cut_to(tmp_path, 400)
     relaxed = QualityResource(max_reference_row_drop=1.0)
-    assert run_graph(
-        sample_copy, tmp_path / "raw", cases, provinces, str(shrunk), relaxed, selection=selection
-    ).success
+    assert run_graph(sample_copy, tmp_path, departments=shrunk, quality=relaxed, selection=selection).success
     before = fingerprint(sample_copy, "covid.departments")
-    result = run_graph(
-        sample_copy,
-        tmp_path / "raw",
-        cases,
-        provinces,
-        departments,
-        selection=selection,
-        raise_on_error=False,
-    )
+    result = run_graph(sample_copy, tmp_path, selection=selection, raise_on_error=False)
     step, message = failure_of(result)
     assert step == "departments"
     assert "529 rows, 32.2% more than the 400 covid.departments holds" in message
     assert "COVID_MAX_REFERENCE_ROW_GROWTH" in message and "covid.departments was left as it was" in message
     assert fingerprint(sample_copy, "covid.departments") == before
     grown = QualityResource(max_reference_row_growth=0.5)
-    assert run_graph(
-        sample_copy, tmp_path / "raw", cases, provinces, departments, grown, selection=selection
-    ).success
+    assert run_graph(sample_copy, tmp_path, quality=grown, selection=selection).success
     assert query(sample_copy, "SELECT count(*) FROM covid.departments") == [(529,)]
 
 
@@ -181,14 +167,13 @@ def test_the_graph_refuses_an_older_publication_unless_the_setting_allows_it(
 ):
     before = fingerprint(sample_copy, "covid.cases")
     older = dated(tmp_path, "2020-11-22")
-    others = list(SAMPLE.values())[1:]
-    result = run_graph(sample_copy, tmp_path / "raw", str(older), *others, raise_on_error=False)
+    result = run_graph(sample_copy, tmp_path, cases=older, raise_on_error=False)
     step, message = failure_of(result)
     assert step == "cleaned_cases" and "is older than 2020-11-23" in message
     assert fingerprint(sample_copy, "covid.cases") == before
     # the setting as a deployment sets it: an env var, read by the quality resource
     monkeypatch.setenv("COVID_ALLOW_OLDER_PUBLICATION", "Yes")
-    assert run_graph(sample_copy, tmp_path / "raw", str(older), *others, QualityResource.from_env()).success
+    assert run_graph(sample_copy, tmp_path, cases=older, quality=QualityResource.from_env()).success
     assert query(sample_copy, "SELECT DISTINCT last_updated::text FROM covid.cases") == [("2020-11-22",)]
 
 
@@ -198,9 +183,7 @@ def test_the_graph_refuses_an_older_publication_unless_the_setting_allows_it(
 def test_a_registry_with_fecha_apertura_empty_in_every_row_is_refused_naming_it(sample_copy, tmp_path):
     before = fingerprint(sample_copy, "covid.cases")
     empty = write_registry(tmp_path / "Covid19Casos.zip", [r | {"fecha_apertura": ""} for r in real_rows()])
-    result = run_graph(
-        sample_copy, tmp_path / "raw", str(empty), *list(SAMPLE.values())[1:], raise_on_error=False
-    )
+    result = run_graph(sample_copy, tmp_path, cases=empty, raise_on_error=False)
     step, message = failure_of(result)
     assert step == "cleaned_cases"
     assert f"empty fecha_apertura in {SAMPLE_ROWS:,} of {SAMPLE_ROWS:,} accepted rows (100.0%)" in message
@@ -238,3 +221,29 @@ def test_the_real_sample_passes_every_gate_at_the_default_settings(warehouse_url
     assert (
         load_cases(warehouse_url, REAL_SAMPLE, source_sha256="real", limits=limits).rows_loaded == SAMPLE_ROWS
     )
+
+
+@pytest.mark.parametrize(("source", "keep"), [("COVID_PROVINCES_URL", 1), ("COVID_DEPARTMENTS_URL", 29)])
+def test_a_georef_file_that_loses_rows_is_refused_naming_the_setting(short_warehouse, source, keep):
+    url, folder = short_warehouse
+    before = checksums(url)
+    table = "provinces" if "PROVINCES" in source else "departments"
+    cut = folder / "georef" / SAMPLE[source].rsplit("/", 1)[-1]
+    cut.parent.mkdir()
+    with open(SAMPLE[source], encoding="utf-8") as handle:
+        cut.write_text("".join(handle.readlines()[:keep]), encoding="utf-8")
+    unchanged = registry_zip(folder, base_lines())
+    result = run_graph(
+        url, folder, cases=unchanged, **{table: cut}, selection=UP_TO_AGGREGATES, raise_on_error=False
+    )
+    message = refusal(result, table)
+    assert f"covid.{table}" in message and f"covid.{table} was left as it was" in message
+    assert "COVID_MAX_REFERENCE_ROW_DROP" in message or "no rows after the header" in message
+    assert checksums(url) == before
+    # the setting lets a real shrink through
+    relaxed = QualityResource(max_reference_row_drop=1.0)
+    if keep > 1:
+        assert run_graph(
+            url, folder, cases=unchanged, **{table: cut}, quality=relaxed, selection=UP_TO_AGGREGATES
+        ).success
+        assert query(url, f"SELECT count(*) FROM covid.{table}")[0][0] == keep - 1

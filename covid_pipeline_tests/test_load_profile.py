@@ -93,14 +93,7 @@ def checked(database_url, tmp_path):
     registry = write_registry(tmp_path / "varied" / "Covid19Casos.zip", varied_rows())
 
     def run():
-        result = run_graph(
-            database_url,
-            tmp_path / "raw",
-            str(registry),
-            SAMPLE["COVID_PROVINCES_URL"],
-            SAMPLE["COVID_DEPARTMENTS_URL"],
-            selection=None,
-        )
+        result = run_graph(database_url, tmp_path, cases=registry)
         return checks_of(result)
 
     checks = run()

@@ -107,7 +107,7 @@ def test_re_running_the_graph_is_idempotent(sample_copy, tmp_path):
     snapshots = {
         t: fingerprint(sample_copy, t) for t in ("covid.cases", "covid.daily_aggregates", "covid.loads")
     }
-    again = run_graph(sample_copy, tmp_path / "raw", *sample_sources().values())
+    again = run_graph(sample_copy, tmp_path)
     assert again.success
     assert metadata_of(again, "cleaned_cases")["unchanged_source"] is True
     assert {t: fingerprint(sample_copy, t) for t in snapshots} == snapshots
@@ -115,16 +115,18 @@ def test_re_running_the_graph_is_idempotent(sample_copy, tmp_path):
 
 def test_sources_over_http_and_raw_store_on_s3(database_url, http_server, s3_bucket, tmp_path):
     cases = write_registry(tmp_path / "Covid19Casos.zip", [row(id_evento_caso=str(i)) for i in range(1, 301)])
-    urls = [
-        http_server.publish("Covid19Casos.zip", cases.read_bytes()),
-        http_server.publish("provincias.csv", (REAL_DATA / "georef_provincias_santif1.csv").read_bytes()),
-        http_server.publish(
+    sources = {
+        "cases": http_server.publish("Covid19Casos.zip", cases.read_bytes()),
+        "provinces": http_server.publish(
+            "provincias.csv", (REAL_DATA / "georef_provincias_santif1.csv").read_bytes()
+        ),
+        "departments": http_server.publish(
             "departamentos.csv", (REAL_DATA / "georef_departamentos_msastre73.csv").read_bytes()
         ),
-    ]
-    result = run_graph(database_url, f"s3://{s3_bucket}/raw", *urls)
+    }
+    stores = {"raw_store": f"s3://{s3_bucket}/raw", "reports_store": f"s3://{s3_bucket}/reports"}
+    result = run_graph(database_url, tmp_path, **sources, **stores)
     assert result.success
-    # the reports store is raw-reports/ in the same bucket
     listing = boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="raw/")
     keys = sorted(o["Key"] for o in listing["Contents"])
     assert "raw/manifest.json" in keys and len(keys) == 4
@@ -133,21 +135,13 @@ def test_sources_over_http_and_raw_store_on_s3(database_url, http_server, s3_buc
     assert raw["cases_etag"].startswith('"') and raw["cases_last_modified"].endswith("GMT")
     assert query(database_url, "SELECT count(*) FROM covid.cases") == [(300,)]
     # unchanged content is not stored again, and the cases load is skipped
-    again = run_graph(database_url, f"s3://{s3_bucket}/raw", *urls)
+    again = run_graph(database_url, tmp_path, **sources, **stores)
     assert len(boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="raw/")["Contents"]) == 4
     assert metadata_of(again, "cleaned_cases")["unchanged_source"] is True
 
 
 def test_a_missing_source_fails_with_a_clear_message(database_url, tmp_path):
-    sources = sample_sources()
-    result = run_graph(
-        database_url,
-        tmp_path / "raw",
-        str(tmp_path / "nope.zip"),
-        sources["COVID_PROVINCES_URL"],
-        sources["COVID_DEPARTMENTS_URL"],
-        raise_on_error=False,
-    )
+    result = run_graph(database_url, tmp_path, cases=tmp_path / "nope.zip", raise_on_error=False)
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert "nope.zip does not exist" in str(failure.step_failure_data.error.message) + str(
@@ -159,14 +153,8 @@ def test_a_missing_source_fails_with_a_clear_message(database_url, tmp_path):
     "georef", ["georef_provincias_tp_covid_as_committed.csv", "georef_provincias_santif1.csv"]
 )
 def test_georef_provinces_of_both_releases_load_with_repaired_names(sample_copy, tmp_path, georef):
-    sources = sample_sources()
     result = run_graph(
-        sample_copy,
-        tmp_path / "raw",
-        sources["COVID_CASES_URL"],
-        str(REAL_DATA / georef),
-        sources["COVID_DEPARTMENTS_URL"],
-        selection=["raw_csv_s3", "provinces"],
+        sample_copy, tmp_path, provinces=REAL_DATA / georef, selection=["raw_csv_s3", "provinces"]
     )
     assert result.success
     assert query(sample_copy, "SELECT name FROM covid.provinces WHERE province_id = 2") == [
@@ -179,10 +167,7 @@ def test_force_in_the_run_config_reloads_an_unchanged_registry(sample_copy, tmp_
     before = fingerprint(sample_copy, "covid.cases")
     [(loads,)] = query(sample_copy, "SELECT count(*) FROM covid.loads")
     forced = run_graph(
-        sample_copy,
-        tmp_path / "raw",
-        *sample_sources().values(),
-        run_config={"ops": {"cleaned_cases": {"config": {"force": True}}}},
+        sample_copy, tmp_path, run_config={"ops": {"cleaned_cases": {"config": {"force": True}}}}
     )
     assert forced.success
     cases = metadata_of(forced, "cleaned_cases")

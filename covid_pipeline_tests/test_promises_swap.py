@@ -1,12 +1,16 @@
 """Readers never see a half-loaded or missing table: during a whole run they see the old content or the new,
-never an error, and a swap that fails right after the old table is dropped leaves every previous table.
+never an error; the reporting marts are replaced as one set, so a reader of all of them sees the previous load's
+set or the new one, never a mix; and a swap that fails right after the old table is dropped leaves every
+previous table.
 """
 
 import threading
 
 import psycopg
 import pytest
+from dagster import AssetSelection
 
+from covid_pipeline.assets.reporting import MARTS, READS, key_of
 from covid_pipeline.cli import sample_sources
 from covid_pipeline_tests.conftest import REAL_DATA
 from covid_pipeline_tests.helpers.registry import real_rows, write_registry
@@ -25,7 +29,7 @@ RELATIONS = (
 
 
 @pytest.fixture(scope="module")
-def next_publication(tmp_path_factory) -> list[str]:
+def next_publication(tmp_path_factory) -> dict[str, str]:
     """Sources that differ from the bundled sample in every table: the registry, published three days later (every
     row says so, as in a real publication), grew by 1,500 cases notified meanwhile, and the departments are
     georef's older release."""
@@ -41,19 +45,25 @@ def next_publication(tmp_path_factory) -> list[str]:
         for n, r in enumerate(rows[:1500], start=1)
     ]
     cases = write_registry(tmp_path_factory.mktemp("next") / "Covid19Casos.zip", rows + extra)
-    return [
-        str(cases),
-        str(REAL_DATA / "georef_provincias_tp_covid_as_committed.csv"),
-        str(REAL_DATA / "georef_departamentos_msastre73.csv"),
-    ]
+    return {
+        "cases": str(cases),
+        "provinces": str(REAL_DATA / "georef_provincias_tp_covid_as_committed.csv"),
+        "departments": str(REAL_DATA / "georef_departamentos_msastre73.csv"),
+    }
+
+
+def content_of(relation: str) -> str:
+    """A query of (rows, md5 of every row's text) of `relation`, as helpers.warehouse.fingerprint reads it."""
+    return f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {relation} t"
 
 
 class Reader:
-    """Reads one relation in a loop from its own session (each statement sees the latest commit), recording
-    every content it saw and every error."""
+    """Reads one relation (or runs one statement) in a loop from its own session (each statement sees the
+    latest commit), recording every content it saw and every error."""
 
-    def __init__(self, url: str, relation: str):
+    def __init__(self, url: str, relation: str, statement: str | None = None):
         self.url, self.relation = url, relation
+        self.statement = statement or content_of(relation)
         self.seen: set[tuple] = set()
         self.errors: list[Exception] = []
         self.reads = 0
@@ -61,7 +71,7 @@ class Reader:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        statement = f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {self.relation} t"
+        statement = self.statement
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self._stop.is_set():
                 try:
@@ -85,7 +95,7 @@ def test_readers_see_the_old_content_or_the_new_and_never_an_error(sample_copy, 
     for reader in readers:
         reader.__enter__()
     try:
-        result = run_graph(sample_copy, tmp_path / "raw", *next_publication)
+        result = run_graph(sample_copy, tmp_path, **next_publication)
     finally:
         for reader in readers:
             reader.__exit__()
@@ -95,6 +105,47 @@ def test_readers_see_the_old_content_or_the_new_and_never_an_error(sample_copy, 
         assert not reader.errors, (reader.relation, reader.errors[:3])
         assert reader.reads > 1 and reader.seen <= {old[reader.relation], new}, reader.relation
         assert new != old[reader.relation], reader.relation  # the run really replaced what was read
+
+
+# Every mart in one statement (one snapshot), in the order reporting_marts builds and swaps them (a reader that
+# takes their locks in that order waits for the swaps instead of deadlocking with them).
+EVERY_MART = "SELECT " + ", ".join(
+    f"(SELECT row(count(*), md5(string_agg(t::text, '|' ORDER BY t::text)))::text FROM reporting.{mart} t)"
+    for mart in MARTS
+)
+MARTS_STEP = AssetSelection.assets(*(key_of(name) for name in READS))
+BEFORE_THE_MARTS = ["raw_csv_s3", "provinces", "departments", "department_crosswalk", "cleaned_cases"]
+BEFORE_THE_MARTS += ["daily_aggregates"]
+
+# Each mart's build takes a little longer (an event trigger sleeps after every table created in reporting), so
+# that a reader queries the marts many times while they are being replaced.
+SLOW_MARTS = """
+CREATE FUNCTION public.slow_marts() RETURNS event_trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands() WHERE schema_name = 'reporting') THEN
+        PERFORM pg_sleep(0.05);
+    END IF;
+END $$;
+CREATE EVENT TRIGGER slow_marts ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS')
+    EXECUTE FUNCTION public.slow_marts();
+"""
+
+
+def test_a_reader_of_every_mart_sees_the_previous_set_or_the_new_one_never_a_mix(
+    sample_copy, next_publication, tmp_path
+):
+    # the tables the marts are built from hold the next publication; the marts still the sample's
+    assert run_graph(sample_copy, tmp_path, **next_publication, selection=BEFORE_THE_MARTS).success
+    [old] = query(sample_copy, EVERY_MART)
+    with psycopg.connect(sample_copy, autocommit=True) as admin:  # the embedded server's user is a superuser
+        admin.execute(SLOW_MARTS)
+    with Reader(sample_copy, "every mart", EVERY_MART) as reader:
+        assert run_graph(sample_copy, tmp_path, **next_publication, selection=MARTS_STEP).success
+    [new] = query(sample_copy, EVERY_MART)
+    assert not reader.errors, reader.errors[:3]
+    assert reader.reads > 10 and reader.seen <= {old, new}
+    # the new set differs from the old in most marts: a reader between two of their swaps would see a mix
+    assert sum(a != b for a, b in zip(old, new, strict=True)) > len(MARTS) // 2
 
 
 # Raised by the first DDL statement a swap runs once the old table is gone (the rename of the loading table):
@@ -126,9 +177,7 @@ def test_a_swap_failing_right_after_the_drop_leaves_the_previous_table(
     before = {r: fingerprint(sample_copy, r) for r in (table, "covid.loads", "reporting.latest_update")}
     with psycopg.connect(sample_copy, autocommit=True) as admin:  # the embedded server's user is a superuser
         admin.execute(FAIL_AFTER_DROP.format(table=table))
-    result = run_graph(
-        sample_copy, tmp_path / "raw", *next_publication, selection=selection, raise_on_error=False
-    )
+    result = run_graph(sample_copy, tmp_path, **next_publication, selection=selection, raise_on_error=False)
     failed_step, description = failure_of(result)
     assert failed_step == step
     assert "injected fault" in description
@@ -140,5 +189,5 @@ def test_a_swap_failing_right_after_the_drop_leaves_the_previous_table(
     # the fault gone, the next run replaces the table
     with psycopg.connect(sample_copy, autocommit=True) as admin:
         admin.execute("DROP EVENT TRIGGER fail_after_drop")
-    assert run_graph(sample_copy, tmp_path / "raw", *next_publication, selection=selection).success
+    assert run_graph(sample_copy, tmp_path, **next_publication, selection=selection).success
     assert fingerprint(sample_copy, table) != before[table]

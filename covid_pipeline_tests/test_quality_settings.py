@@ -74,6 +74,9 @@ def test_the_defaults_when_nothing_is_set(monkeypatch):
         ("COVID_MAX_REFERENCE_ROW_GROWTH", "nan", "is out of range"),
         ("COVID_MAX_DUPLICATE_SHARE", "2", "is out of range: write a fraction between 0 and 1"),
         ("COVID_MAX_EMPTY_SHARE", "lots", "is not a number: write a fraction between 0 and 1"),
+        ("COVID_MAX_ROW_DROP", "10%", "is not a number: write a fraction between 0 and 1"),
+        ("COVID_MAX_REJECTED_SHARE", "5", "is out of range: write a fraction between 0 and 1"),
+        ("COVID_EARLIEST_DATE", "2020", "is not a date: write it as YYYY-MM-DD"),
     ],
 )
 def test_a_value_the_setting_cannot_take_is_refused_naming_the_variable(

@@ -17,35 +17,17 @@ from pathlib import Path
 import pytest
 
 from covid_pipeline.cli import sample_sources
-from covid_pipeline_tests.helpers.warehouse import fingerprint, metadata_of, run_graph
+from covid_pipeline_tests.helpers.warehouse import fingerprint, metadata_of, refusal, run_graph
 
 SAMPLE = sample_sources()
 SOURCES = [SAMPLE["COVID_CASES_URL"], SAMPLE["COVID_PROVINCES_URL"], SAMPLE["COVID_DEPARTMENTS_URL"]]
-
-
-def run(url, raw, folder, selection=None):
-    return run_graph(
-        url, raw, *SOURCES, reports=str(folder / "reports"), selection=selection, raise_on_error=False
-    )
-
-
-def refusal(result, step: str) -> str:
-    """What the one failed step says: it failed once, was not retried, and says it in a line (plus what it kept)."""
-    failures = [e for e in result.all_events if e.is_step_failure]
-    assert [e.step_key for e in failures] == [step], [e.step_key for e in failures]
-    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
-    data = failures[0].step_failure_data
-    assert data.user_failure_data is not None, data.error.to_string()
-    message = data.user_failure_data.description
-    assert "Traceback" not in message and "Errno" not in message, message
-    return message
 
 
 @pytest.fixture
 def stored(sample_copy, tmp_path):
     """(database url, raw store folder) after a good run on the bundled sample."""
     raw = tmp_path / "raw"
-    assert run(sample_copy, raw, tmp_path).success
+    assert run_graph(sample_copy, tmp_path, raw_store=raw, raise_on_error=False).success
     return sample_copy, raw
 
 
@@ -75,12 +57,15 @@ def test_a_damaged_manifest_refuses_the_steps_that_read_it_naming_the_file_and_t
     manifest = raw / "manifest.json"
     manifest.write_bytes(DAMAGED_MANIFESTS[damage](manifest.read_bytes()))
     before = fingerprint(url, "covid.cases")
-    message = refusal(run(url, raw, tmp_path, selection=["cleaned_cases"]), "cleaned_cases")
+    message = refusal(
+        run_graph(url, tmp_path, raw_store=raw, selection=["cleaned_cases"], raise_on_error=False),
+        "cleaned_cases",
+    )
     assert message.startswith(f"{manifest} is damaged"), message
     assert "materialize raw_csv_s3 again" in message and "covid.cases was left as it was" in message
-    assert refusal(run(url, raw, tmp_path, selection=["provinces"]), "provinces").startswith(
-        f"{manifest} is damaged"
-    )
+    assert refusal(
+        run_graph(url, tmp_path, raw_store=raw, selection=["provinces"], raise_on_error=False), "provinces"
+    ).startswith(f"{manifest} is damaged")
     assert fingerprint(url, "covid.cases") == before
 
 
@@ -89,7 +74,7 @@ def test_a_damaged_manifest_is_written_anew_by_the_next_whole_run(stored, tmp_pa
     manifest = raw / "manifest.json"
     good = json.loads(manifest.read_bytes())
     manifest.write_bytes(manifest.read_bytes()[:100])
-    result = run(url, raw, tmp_path)
+    result = run_graph(url, tmp_path, raw_store=raw, raise_on_error=False)
     assert result.success
     rewritten = json.loads(manifest.read_bytes())
     assert {n: (e["key"], e["sha256"]) for n, e in rewritten.items()} == {
@@ -108,10 +93,10 @@ def test_a_raw_file_deleted_from_the_store_is_named_and_fetched_again_by_the_nex
     url, raw = stored
     [deleted] = (raw / source).iterdir()
     deleted.unlink()
-    message = refusal(run(url, raw, tmp_path, selection=[step]), step)
+    message = refusal(run_graph(url, tmp_path, raw_store=raw, selection=[step], raise_on_error=False), step)
     assert message.startswith(f"{deleted}, the current {source} file by manifest.json, is missing"), message
     assert "materialize raw_csv_s3 again" in message
-    assert run(url, raw, tmp_path).success
+    assert run_graph(url, tmp_path, raw_store=raw, raise_on_error=False).success
     assert deleted.is_file()
 
 
@@ -121,7 +106,7 @@ def test_a_raw_file_deleted_from_the_store_is_named_and_fetched_again_by_the_nex
 def test_a_raw_store_setting_that_names_a_file_is_refused_naming_it(sample_copy, tmp_path):
     a_file = tmp_path / "raw.zip"
     a_file.write_bytes(b"not a folder")
-    message = refusal(run(sample_copy, a_file, tmp_path), "raw_csv_s3")
+    message = refusal(run_graph(sample_copy, tmp_path, raw_store=a_file, raise_on_error=False), "raw_csv_s3")
     assert message.startswith(
         f"The raw store {a_file} is a file, not a folder: point COVID_RAW_STORE at a folder"
     )
@@ -159,7 +144,7 @@ def read_only_home(tmp_path, monkeypatch) -> Iterator[Path]:
 
 
 def test_a_read_only_covid_home_is_named_without_a_retry(sample_copy, tmp_path, read_only_home):
-    message = refusal(run(sample_copy, "", tmp_path), "raw_csv_s3")
+    message = refusal(run_graph(sample_copy, tmp_path, raw_store="", raise_on_error=False), "raw_csv_s3")
     assert message.startswith(f"The raw store cannot write {read_only_home / 'raw'}"), message
     assert "COVID_HOME" in message and "COVID_RAW_STORE" in message
     assert "read-only file system" in message or "permission denied" in message
@@ -176,7 +161,7 @@ def test_a_full_raw_store_disk_is_named_and_leaves_no_partial_file(sample_copy, 
     raw = small_disk / "raw"
     raw.mkdir()
     (raw / "manifest.json").write_text("{}")
-    message = refusal(run(sample_copy, raw, tmp_path), "raw_csv_s3")
+    message = refusal(run_graph(sample_copy, tmp_path, raw_store=raw, raise_on_error=False), "raw_csv_s3")
     assert message.startswith(f"The raw store cannot write {raw / 'cases'}"), message
     assert "no space left on the device" in message and "COVID_RAW_STORE" in message
     assert "the raw store" in message.lower() and "left as they were" in message
@@ -224,11 +209,14 @@ def test_a_raw_file_deleted_from_an_s3_store_is_named(sample_copy, tmp_path, s3_
     import boto3
 
     raw = f"s3://{s3_bucket}/raw"
-    assert run(sample_copy, raw, tmp_path).success
+    assert run_graph(sample_copy, tmp_path, raw_store=raw, raise_on_error=False).success
     s3 = boto3.client("s3")
     [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket, Prefix="raw/cases/")["Contents"]]
     s3.delete_object(Bucket=s3_bucket, Key=key)
-    message = refusal(run(sample_copy, raw, tmp_path, selection=["cleaned_cases"]), "cleaned_cases")
+    message = refusal(
+        run_graph(sample_copy, tmp_path, raw_store=raw, selection=["cleaned_cases"], raise_on_error=False),
+        "cleaned_cases",
+    )
     assert message.startswith(f"s3://{s3_bucket}/{key}, the current cases file by manifest.json, is missing")
-    assert run(sample_copy, raw, tmp_path).success
+    assert run_graph(sample_copy, tmp_path, raw_store=raw, raise_on_error=False).success
     assert s3.head_object(Bucket=s3_bucket, Key=key)["ContentLength"] > 0

@@ -11,20 +11,18 @@ from pathlib import Path
 import boto3
 import psycopg
 import yaml
-from dagster import AssetSelection, DagsterInstance, materialize
+from dagster import AssetSelection
 from PIL import Image
 
 from covid_pipeline.assets import charts
 from covid_pipeline.assets.aggregates import build_daily_aggregates
-from covid_pipeline.assets.report import fatality_chart, load_analyses, report
+from covid_pipeline.assets.report import fatality_chart, load_analyses
 from covid_pipeline.assets.reporting import build_marts
 from covid_pipeline.cli import sample_sources
-from covid_pipeline.resources.stores import StoreResource
-from covid_pipeline.resources.warehouse import WarehouseResource
 from covid_pipeline_tests.helpers.edge_registry import edge_registry
 from covid_pipeline_tests.helpers.recount import ratio
 from covid_pipeline_tests.helpers.registry import read_records, row, write_registry
-from covid_pipeline_tests.helpers.warehouse import run_all_assets, run_graph
+from covid_pipeline_tests.helpers.warehouse import metadata_of, run_graph
 
 PNG_PREFIX = "data:image/png;base64,"
 DATA = Path(__file__).resolve().parents[1] / "covid_pipeline" / "data"
@@ -80,19 +78,14 @@ def decoded_png(src: str) -> Image.Image:
     return image
 
 
-def run_report(database_url: str, reports_location: str):
-    resources = {
-        "warehouse": WarehouseResource(database_url=database_url),
-        "reports_store": StoreResource(location=reports_location),
-    }
-    result = materialize([report], resources=resources, instance=DagsterInstance.ephemeral())
+def report_of(result) -> dict:
+    """The report's metadata in a run that built it."""
     assert result.success
-    [event] = result.get_asset_materialization_events()
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+    return metadata_of(result, "report")
 
 
 def test_the_report_shows_every_analysis_with_its_charts(sample_warehouse, tmp_path):
-    metadata = run_report(sample_warehouse, str(tmp_path / "reports"))
+    metadata = report_of(run_graph(sample_warehouse, tmp_path, selection=["report"]))
     dated = tmp_path / "reports" / "report-2020-11-23.html"
     assert metadata["report_uri"] == str(dated)
     html = dated.read_text(encoding="utf-8")
@@ -240,8 +233,10 @@ class Recount:
         return {name: (f"{n:,}", f"{deaths[name]:,}") for name, n in confirmed.items()}
 
 
-def test_the_report_is_published_to_s3(sample_warehouse, s3_bucket):
-    metadata = run_report(sample_warehouse, f"s3://{s3_bucket}/reports")
+def test_the_report_is_published_to_s3(sample_warehouse, s3_bucket, tmp_path):
+    metadata = report_of(
+        run_graph(sample_warehouse, tmp_path, selection=["report"], reports_store=f"s3://{s3_bucket}/reports")
+    )
     assert metadata["report_uri"] == f"s3://{s3_bucket}/reports/report-2020-11-23.html"
     s3 = boto3.client("s3")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"])
@@ -256,7 +251,7 @@ def test_a_registry_without_confirmed_cases_gives_a_report_that_says_so(database
         tmp_path / "Covid19Casos.zip",
         [row(id_evento_caso=str(i), clasificacion_resumen="Descartado", fallecido="NO") for i in (1, 2)],
     )
-    run_all_assets(database_url, tmp_path, cases_url=str(registry), selection=AssetSelection.all())
+    run_graph(database_url, tmp_path, cases=registry, selection=AssetSelection.all())
     page = Page((tmp_path / "reports" / "latest.html").read_text(encoding="utf-8"))
     # two tests that ruled COVID-19 out: a positivity of 0%, and nothing else to draw
     assert [image["alt"].split(",")[0] for image in page.images] == [
@@ -268,7 +263,7 @@ def test_a_registry_without_confirmed_cases_gives_a_report_that_says_so(database
 
 def test_a_first_load_without_any_row_gives_a_report_that_says_so(database_url, tmp_path):
     registry = write_registry(tmp_path / "Covid19Casos.zip", [])  # the header alone
-    run_all_assets(database_url, tmp_path, cases_url=str(registry), selection=AssetSelection.all())
+    run_graph(database_url, tmp_path, cases=registry, selection=AssetSelection.all())
     html = (tmp_path / "reports" / "report-undated.html").read_text(encoding="utf-8")
     page = Page(html)
     assert page.images == []
@@ -286,7 +281,7 @@ def test_a_registry_without_notification_dates_gives_a_report_without_time_serie
         conn.execute("UPDATE covid.cases SET opened_date = NULL")
         build_daily_aggregates(conn)
         build_marts(conn)
-    run_report(sample_copy, str(tmp_path / "reports"))
+    report_of(run_graph(sample_copy, tmp_path, selection=["report"]))
     page = Page((tmp_path / "reports" / "latest.html").read_text(encoding="utf-8"))
     text = " ".join(" ".join(page.text).split())
     assert (
@@ -306,16 +301,7 @@ def test_names_with_dollar_signs_are_drawn_as_written(database_url, tmp_path):
     assert '"Buenos Aires"' in provinces
     georef = tmp_path / "provincias.csv"
     georef.write_text(provinces.replace('"Buenos Aires"', f'"{renamed}"'), encoding="utf-8")
-    sources = sample_sources()
-    result = run_graph(
-        database_url,
-        tmp_path / "raw",
-        sources["COVID_CASES_URL"],
-        str(georef),
-        sources["COVID_DEPARTMENTS_URL"],
-        reports=str(tmp_path / "reports"),
-        selection=AssetSelection.all(),
-    )
+    result = run_graph(database_url, tmp_path, provinces=georef, selection=AssetSelection.all())
     assert result.success
     page = Page((tmp_path / "reports" / "latest.html").read_text(encoding="utf-8"))
     assert renamed in [row[0] for row in page.tables["Case fatality rate per province"]]
@@ -331,7 +317,7 @@ def test_the_fatality_chart_and_table_round_alike(database_url, tmp_path):
     """3 deaths of 69 confirmed cases is 4.3478%: 4.3% in the table and on the chart (rounding 4.35 again gave 4.4%)."""
     cases = [row(id_evento_caso=str(i), fallecido="SI" if i <= 3 else "NO") for i in range(1, 70)]
     registry = write_registry(tmp_path / "Covid19Casos.zip", cases)
-    run_all_assets(database_url, tmp_path, cases_url=str(registry), selection=AssetSelection.all())
+    run_graph(database_url, tmp_path, cases=registry, selection=AssetSelection.all())
     page = Page((tmp_path / "reports" / "latest.html").read_text(encoding="utf-8"))
     assert page.tables["Case fatality rate per province"][1:] == [["Formosa", "69", "3", "4.3%"]]
     with psycopg.connect(database_url) as conn:
@@ -343,7 +329,7 @@ def test_the_fatality_chart_and_table_round_alike(database_url, tmp_path):
 
 def test_the_days_still_being_notified_are_drawn_apart_with_their_nowcast(database_url, tmp_path):
     registry = write_registry(tmp_path / "Covid19Casos.zip", edge_registry())
-    run_all_assets(database_url, tmp_path, cases_url=str(registry), selection=AssetSelection.all())
+    run_graph(database_url, tmp_path, cases=registry, selection=AssetSelection.all())
     page = Page((tmp_path / "reports" / "latest.html").read_text(encoding="utf-8"))
     with psycopg.connect(database_url) as conn:
         [(days, first, so_far, expected)] = conn.execute(

@@ -18,7 +18,7 @@ from covid_pipeline.metabase.provision import load_definition
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline_tests.helpers.places import expected_georef_id, georef_departments
 from covid_pipeline_tests.helpers.registry import row, write_registry
-from covid_pipeline_tests.helpers.warehouse import metabase_login, new_database, run_all_assets, run_graph
+from covid_pipeline_tests.helpers.warehouse import metabase_login, new_database, run_graph
 
 SAMPLE = sample_sources()
 
@@ -67,7 +67,7 @@ HAND_REGISTRY = [
 def hand_warehouse(pg_server_url, tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("hand")
     url = new_database(pg_server_url)
-    run_all_assets(url, folder, cases_url=str(write_registry(folder / "Covid19Casos.zip", HAND_REGISTRY)))
+    run_graph(url, folder, cases=write_registry(folder / "Covid19Casos.zip", HAND_REGISTRY))
     return url
 
 
@@ -212,15 +212,9 @@ def test_the_windows_and_curves_derive_from_the_publication_not_from_the_data(da
     """A row dated far in the future (or past) is a typing error: it moves no window and stretches no curve."""
     typos = [case(13, "2100-12-31", "06", department="427"), case(14, "1999-01-01", "02")]
     registry = write_registry(tmp_path / "Covid19Casos.zip", HAND_REGISTRY + typos)
-    sources = sample_sources()
     # whether the load keeps or rejects the typos (2 rows of 14), the marts must not follow them
     result = run_graph(
-        database_url,
-        tmp_path / "raw",
-        str(registry),
-        sources["COVID_PROVINCES_URL"],
-        sources["COVID_DEPARTMENTS_URL"],
-        quality=QualityResource(max_rejected_share=1.0),
+        database_url, tmp_path, cases=registry, quality=QualityResource(max_rejected_share=1.0)
     )
     assert result.success
     assert select(database_url, "SELECT * FROM reporting.latest_update") == [
@@ -423,14 +417,14 @@ def test_every_mart_is_on_the_dashboard_and_its_cards_run_as_metabase_reader(sam
 
 
 def test_marts_follow_a_new_load_and_keep_their_grants(database_url, tmp_path):
-    run_all_assets(database_url, tmp_path, cases_url=str(write_registry(tmp_path / "a.zip", HAND_REGISTRY)))
+    run_graph(database_url, tmp_path, cases=write_registry(tmp_path / "a.zip", HAND_REGISTRY))
     with psycopg.connect(database_url, autocommit=True) as conn:  # a grant given by hand survives too
         conn.execute("CREATE ROLE analyst_marts_test")
         conn.execute("GRANT USAGE ON SCHEMA reporting TO analyst_marts_test")
         conn.execute("GRANT SELECT ON reporting.epidemic_curve TO analyst_marts_test")
     try:
         bigger = HAND_REGISTRY + [case(13, "2021-03-15", "06", department="427")]
-        run_all_assets(database_url, tmp_path, cases_url=str(write_registry(tmp_path / "b.zip", bigger)))
+        run_graph(database_url, tmp_path, cases=write_registry(tmp_path / "b.zip", bigger))
         assert select(database_url, "SELECT * FROM reporting.confirmed_per_year ORDER BY year") == [
             (2020, 2),
             (2021, 9),
@@ -456,12 +450,12 @@ def test_marts_follow_a_new_load_and_keep_their_grants(database_url, tmp_path):
 
 def test_a_reporting_layer_of_views_is_replaced_by_the_marts(database_url, tmp_path):
     """A warehouse built by the previous version (views in reporting) upgrades in place."""
-    run_all_assets(database_url, tmp_path, cases_url=str(write_registry(tmp_path / "a.zip", HAND_REGISTRY)))
+    run_graph(database_url, tmp_path, cases=write_registry(tmp_path / "a.zip", HAND_REGISTRY))
     with psycopg.connect(database_url) as conn:
         conn.execute("DROP TABLE reporting.epidemic_curve, reporting.latest_update")
         conn.execute("CREATE VIEW reporting.latest_update AS SELECT 1 AS old")
         conn.execute("CREATE VIEW reporting.epidemic_curve AS SELECT * FROM reporting.latest_update")
-    run_all_assets(database_url, tmp_path, cases_url=str(write_registry(tmp_path / "a.zip", HAND_REGISTRY)))
+    run_graph(database_url, tmp_path, cases=write_registry(tmp_path / "a.zip", HAND_REGISTRY))
     assert select(
         database_url,
         "SELECT relname, relkind FROM pg_class WHERE relnamespace = 'reporting'::regnamespace "

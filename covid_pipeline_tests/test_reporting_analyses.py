@@ -14,7 +14,7 @@ from covid_pipeline.cli import sample_sources
 from covid_pipeline_tests.helpers.edge_registry import PUBLISHED, edge_registry
 from covid_pipeline_tests.helpers.recount import Registry, ratio
 from covid_pipeline_tests.helpers.registry import read_records, write_registry
-from covid_pipeline_tests.helpers.warehouse import checks_of, new_database, run_all_assets
+from covid_pipeline_tests.helpers.warehouse import checks_of, new_database, run_graph
 
 SAMPLE = sample_sources()
 
@@ -24,7 +24,7 @@ def edge(pg_server_url, tmp_path_factory) -> tuple[str, Registry]:
     folder = tmp_path_factory.mktemp("edge")
     path = write_registry(folder / "Covid19Casos.zip", edge_registry())
     url = new_database(pg_server_url)
-    run_all_assets(url, folder, cases_url=str(path))
+    run_graph(url, folder, cases=path)
     return url, Registry(path)
 
 

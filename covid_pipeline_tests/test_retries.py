@@ -44,7 +44,7 @@ def test_a_connection_lost_mid_copy_is_retried_and_the_run_succeeds(sample_copy,
     killer.start()
     # twelve times the sample: growth the default limit (COVID_MAX_ROW_GROWTH) would refuse
     relaxed = QualityResource(max_row_growth=1000)
-    result = run_graph(sample_copy, tmp_path / "raw", str(large), *list(SAMPLE.values())[1:], quality=relaxed)
+    result = run_graph(sample_copy, tmp_path, cases=large, quality=relaxed)
     killer.join(60)
     assert terminated == [True]
     assert result.success
@@ -62,9 +62,7 @@ def test_bad_input_is_not_retried(sample_copy, tmp_path, bad_input):
         bad = write_registry(tmp_path / "Covid19Casos.csv", rows, header=["id", *rows[0]][:25])
     else:  # far fewer cases than the previous load
         bad = write_registry(tmp_path / "Covid19Casos.csv", rows)
-    result = run_graph(
-        sample_copy, tmp_path / "raw", str(bad), *list(SAMPLE.values())[1:], raise_on_error=False
-    )
+    result = run_graph(sample_copy, tmp_path, cases=bad, raise_on_error=False)
     step, description = failure_of(result)
     assert step == "cleaned_cases" and "covid.cases was left as it was" in description
     assert retries_of(result, "cleaned_cases") == 0

@@ -19,22 +19,28 @@ def evaluate(sources: SourcesResource, raw_location) -> RunRequest | SkipReason:
     return new_publication(context)
 
 
-def publish_sources(http_server, tmp_path, n_cases: int) -> list[str]:
+def resource_of(urls: dict[str, str]) -> SourcesResource:
+    return SourcesResource(**{f"{source}_url": url for source, url in urls.items()})
+
+
+def publish_sources(http_server, tmp_path, n_cases: int) -> dict[str, str]:
     cases = write_registry(
         tmp_path / f"{n_cases}.zip", [row(id_evento_caso=str(i)) for i in range(1, n_cases + 1)]
     )
-    return [
-        http_server.publish("Covid19Casos.zip", cases.read_bytes()),
-        http_server.publish("provincias.csv", (REAL_DATA / "georef_provincias_santif1.csv").read_bytes()),
-        http_server.publish(
+    return {
+        "cases": http_server.publish("Covid19Casos.zip", cases.read_bytes()),
+        "provinces": http_server.publish(
+            "provincias.csv", (REAL_DATA / "georef_provincias_santif1.csv").read_bytes()
+        ),
+        "departments": http_server.publish(
             "departamentos.csv", (REAL_DATA / "georef_departamentos_santif1.csv").read_bytes()
         ),
-    ]
+    }
 
 
 def test_a_run_is_requested_only_when_a_publication_changes(database_url, http_server, tmp_path):
     urls = publish_sources(http_server, tmp_path, 50)
-    sources = SourcesResource(cases_url=urls[0], provinces_url=urls[1], departments_url=urls[2])
+    sources = resource_of(urls)
     raw = tmp_path / "raw"
 
     first = evaluate(sources, raw)  # nothing fetched yet
@@ -42,7 +48,7 @@ def test_a_run_is_requested_only_when_a_publication_changes(database_url, http_s
         isinstance(first, RunRequest) and first.tags["covid/changed_sources"] == "cases,provinces,departments"
     )
 
-    assert run_graph(database_url, raw, *urls).success
+    assert run_graph(database_url, tmp_path, **urls).success
     downloads = sum(method == "GET" for method, _, _ in http_server.requests)
     unchanged = evaluate(sources, raw)
     assert isinstance(unchanged, SkipReason) and "no source has changed" in unchanged.skip_message
@@ -57,7 +63,7 @@ def test_a_run_is_requested_only_when_a_publication_changes(database_url, http_s
     assert changed.run_key != first.run_key  # a new publication, a new run key: Dagster runs it
     assert evaluate(sources, raw).run_key == changed.run_key  # the same publication, the same run key
 
-    assert run_graph(database_url, raw, *urls).success
+    assert run_graph(database_url, tmp_path, **urls).success
     assert isinstance(evaluate(sources, raw), SkipReason)
 
 
@@ -65,13 +71,13 @@ def test_local_files_are_compared_by_content(database_url, tmp_path):
     cases = write_registry(
         tmp_path / "src" / "Covid19Casos.zip", [row(id_evento_caso=str(i)) for i in range(1, 40)]
     )
-    urls = [
-        str(cases),
-        str(REAL_DATA / "georef_provincias_santif1.csv"),
-        str(REAL_DATA / "georef_departamentos_santif1.csv"),
-    ]
-    sources = SourcesResource(cases_url=urls[0], provinces_url=urls[1], departments_url=urls[2])
-    assert run_graph(database_url, tmp_path / "raw", *urls).success
+    urls = {
+        "cases": str(cases),
+        "provinces": str(REAL_DATA / "georef_provincias_santif1.csv"),
+        "departments": str(REAL_DATA / "georef_departamentos_santif1.csv"),
+    }
+    sources = resource_of(urls)
+    assert run_graph(database_url, tmp_path, **urls).success
     assert isinstance(evaluate(sources, tmp_path / "raw"), SkipReason)
     write_registry(
         cases, [row(id_evento_caso=str(i), sexo="F") for i in range(1, 40)]

@@ -3,13 +3,13 @@
 import re
 
 from covid_pipeline.assets.cases import UNCHANGED_TAG
-from covid_pipeline_tests.helpers.warehouse import metadata_of, query, run_all_assets
+from covid_pipeline_tests.helpers.warehouse import metadata_of, query, run_graph
 
 
 def test_the_skip_carries_the_row_count_and_the_counts_of_the_load_the_table_came_from(
     database_url, tmp_path
 ):
-    first_run, second_run = run_all_assets(database_url, tmp_path), run_all_assets(database_url, tmp_path)
+    first_run, second_run = run_graph(database_url, tmp_path), run_graph(database_url, tmp_path)
     first, again = metadata_of(first_run, "cleaned_cases"), metadata_of(second_run, "cleaned_cases")
 
     assert first["unchanged_source"] is False and again["unchanged_source"] is True

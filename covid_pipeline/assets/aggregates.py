@@ -7,7 +7,8 @@ from covid_pipeline.assets.cases import cleaned_cases
 from covid_pipeline.assets.crosswalk import department_crosswalk
 from covid_pipeline.assets.failures import behind_cases, failures_for_people
 from covid_pipeline.resources.database import read_sql
-from covid_pipeline.resources.warehouse import WarehouseResource, swap_in
+from covid_pipeline.resources.swap import swap_in
+from covid_pipeline.resources.warehouse import WarehouseResource
 
 TABLE, INCOMING = "daily_aggregates", "daily_aggregates__incoming"
 

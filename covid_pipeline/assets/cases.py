@@ -72,8 +72,9 @@ class CasesLoadConfig(Config):
     group_name="cases",
     kinds={"postgres"},
     description="covid.cases: one typed row per id_evento_caso; rejected rows in covid.rejected_cases.",
-    # A lost database connection is worth another try; bad input is not (failures_for_people).
-    retry_policy=RetryPolicy(max_retries=2, delay=RETRY_DELAY_SECONDS, backoff=Backoff.EXPONENTIAL),
+    # A lost database connection is worth another try; bad input is not (failures_for_people). Linear: Dagster
+    # waits delay × attempt, the delay then twice it (its exponential backoff waits (2^attempt - 1) × delay).
+    retry_policy=RetryPolicy(max_retries=2, delay=RETRY_DELAY_SECONDS, backoff=Backoff.LINEAR),
 )
 def cleaned_cases(
     context: AssetExecutionContext,

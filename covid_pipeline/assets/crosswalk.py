@@ -19,7 +19,8 @@ from covid_pipeline.assets.failures import failures_for_people
 from covid_pipeline.assets.reference import departments
 from covid_pipeline.ingest.georef import plain_name
 from covid_pipeline.resources.database import read_sql
-from covid_pipeline.resources.warehouse import WarehouseResource, swap_in
+from covid_pipeline.resources.swap import swap_in
+from covid_pipeline.resources.warehouse import WarehouseResource
 
 MAPPING_FILE = "department_crosswalk.yaml"
 TABLE, INCOMING = "department_crosswalk", "department_crosswalk__incoming"

@@ -21,7 +21,8 @@ from covid_pipeline.ingest.georef import (
 from covid_pipeline.resources.database import read_sql
 from covid_pipeline.resources.quality import QualityResource
 from covid_pipeline.resources.stores import StoreResource
-from covid_pipeline.resources.warehouse import WarehouseResource, swap_in
+from covid_pipeline.resources.swap import swap_in
+from covid_pipeline.resources.warehouse import WarehouseResource
 
 
 def replace_table(conn, table: str, ddl_file: str, rows: list[dict]) -> None:

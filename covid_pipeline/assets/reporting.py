@@ -7,7 +7,7 @@ covid.onset_breakdown (symptom onset);
 every mart is then derived from those small tables, the georef ones, covid.province_population (the census, from
 data/province_population.yaml) and covid.age_bands. Each mart is an asset of one multi-asset step (can_subset: a selection rebuilds only
 what it names). All of them are built in one transaction, each under a loading name and swapped in with
-warehouse.swap_in, so a reader sees the previous load's marts until the new ones are complete, and the SELECT
+swap.swap_in, so a reader sees the previous load's marts until the new ones are complete, and the SELECT
 grants (metabase_reader) carry over.
 """
 
@@ -23,7 +23,8 @@ from covid_pipeline.assets.cases import cleaned_cases
 from covid_pipeline.assets.failures import behind_cases, failures_for_people
 from covid_pipeline.assets.reference import departments, provinces
 from covid_pipeline.resources.database import read_sql
-from covid_pipeline.resources.warehouse import WarehouseResource, swap_in
+from covid_pipeline.resources.swap import swap_in
+from covid_pipeline.resources.warehouse import WarehouseResource
 
 SCHEMA = "reporting"
 BREAKDOWN, ONSETS, POPULATION, AGE_BANDS = (

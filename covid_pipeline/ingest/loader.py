@@ -38,7 +38,7 @@ from covid_pipeline.ingest.reader import (
 from covid_pipeline.ingest.registry_format import LOADED_COLUMNS, REGISTRY_COLUMNS, Kind
 from covid_pipeline.progress import INTERVAL_SECONDS, Progress, load_line, step
 from covid_pipeline.resources.database import read_sql
-from covid_pipeline.resources.warehouse import swap_in
+from covid_pipeline.resources.swap import swap_in
 
 SCHEMA, TABLE, INCOMING = "covid", "cases", "cases__incoming"
 DROPPED = "cases__dropped"  # the earlier occurrences of repeated ids, moved out of the loading table

@@ -76,12 +76,14 @@ query RunsOfJob($filter: RunsFilter!) {
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
-def start_dev(env: dict, port: int, log_path, host: str = "127.0.0.1") -> subprocess.Popen:
-    """`python -m covid_pipeline dev` with environment `env`, in a process group of its own (stopped whole)."""
+def start_dev(env: dict, port: int, log_path, host: str = "127.0.0.1", cwd=None) -> subprocess.Popen:
+    """`python -m covid_pipeline dev` with environment `env` (from the folder `cwd`), in a process group of its
+    own (stopped whole)."""
     with open(log_path, "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "covid_pipeline", "dev", "--port", str(port), "--host", host],
             env=env,
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

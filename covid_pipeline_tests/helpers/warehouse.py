@@ -18,6 +18,8 @@ from covid_pipeline.resources.sources import SourcesResource
 from covid_pipeline.resources.stores import StoreResource
 from covid_pipeline.resources.warehouse import WarehouseResource
 
+SAMPLE = sample_sources()
+
 
 def without_report() -> AssetSelection:
     """Every asset but the report: drawing its eight charts costs half a run; only the report's tests need it."""
@@ -25,27 +27,39 @@ def without_report() -> AssetSelection:
 
 
 def run_graph(
-    database_url,
-    raw_location,
-    cases_url,
-    provinces_url,
-    departments_url,
-    quality=None,
-    reports=None,
+    database_url: str,
+    folder: Path,
+    *,
+    cases: str | Path = SAMPLE["COVID_CASES_URL"],
+    provinces: str | Path = SAMPLE["COVID_PROVINCES_URL"],
+    departments: str | Path = SAMPLE["COVID_DEPARTMENTS_URL"],
+    quality: QualityResource | None = None,
     selection=None,
-    **kwargs,
+    raise_on_error: bool = True,
+    raw_store: str | Path | None = None,
+    reports_store: str | Path | None = None,
+    run_config: dict | None = None,
 ):
-    """Materialize every asset but the report (or `selection`) and their checks into `database_url`, raw files
-    kept at `raw_location`."""
+    """The one way the tests run the asset graph, as `dagster asset materialize` runs it: the definitions' assets
+    and checks, in one process, into `database_url` ("" for the embedded server in $COVID_HOME).
+
+    - sources: the bundled sample's, unless `cases`, `provinces` or `departments` (a path or a URL) is given;
+    - quality: the thresholds (QualityResource's defaults unless given);
+    - selection: every asset but the report unless given (the report's charts cost half a run);
+    - stores: the raw files in `folder`/raw and the reports in `folder`/reports unless `raw_store` or
+      `reports_store` is given (a folder, s3://bucket/prefix, or "" for the default under $COVID_HOME).
+    A failed run raises unless `raise_on_error` is False; check results never do (read them with `checks_of`)."""
     resources = {
         "quality": quality or QualityResource(),
         "warehouse": WarehouseResource(database_url=database_url),
-        "raw_store": StoreResource(location=str(raw_location)),
-        "reports_store": StoreResource(location=reports or str(raw_location) + "-reports"),
+        "raw_store": StoreResource(location=str(Path(folder) / "raw" if raw_store is None else raw_store)),
+        "reports_store": StoreResource(
+            location=str(Path(folder) / "reports" if reports_store is None else reports_store)
+        ),
         "sources": SourcesResource(
-            cases_url=cases_url,
-            provinces_url=provinces_url,
-            departments_url=departments_url,
+            cases_url=str(cases),
+            provinces_url=str(provinces),
+            departments_url=str(departments),
             backoff_seconds=0.01,
         ),
     }
@@ -54,27 +68,9 @@ def run_graph(
         resources=resources,
         instance=DagsterInstance.ephemeral(),
         selection=selection or without_report(),
-        **kwargs,
+        raise_on_error=raise_on_error,
+        run_config=run_config,
     )
-
-
-def run_all_assets(
-    database_url: str, folder: Path, cases_url: str | None = None, reports: str | None = None, selection=None
-):
-    """Materialize every asset but the report (or `selection`): the bundled sample's sources unless `cases_url`
-    is given."""
-    sources = sample_sources()
-    result = run_graph(
-        database_url,
-        folder / "raw",
-        cases_url or sources["COVID_CASES_URL"],
-        sources["COVID_PROVINCES_URL"],
-        sources["COVID_DEPARTMENTS_URL"],
-        reports=reports or str(folder / "reports"),
-        selection=selection,
-    )
-    assert result.success
-    return result
 
 
 def checks_of(result) -> dict:
@@ -105,6 +101,19 @@ def failure_of(result):
     [failure] = [e for e in result.all_events if e.is_step_failure]
     data = failure.step_failure_data
     return failure.step_key, data.user_failure_data.description if data.user_failure_data else str(data.error)
+
+
+def refusal(result, step: str) -> str:
+    """What the run's one failed step, `step`, says: it failed once, without a retry, in words for people (a
+    Failure's description, never a traceback or a bare errno)."""
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert [e.step_key for e in failures] == [step], [e.step_key for e in failures]
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    data = failures[0].step_failure_data
+    assert data.user_failure_data is not None, data.error.to_string()
+    message = data.user_failure_data.description
+    assert "Traceback" not in message and "Errno" not in message, message
+    return message
 
 
 def metadata_of(result, asset_name):
