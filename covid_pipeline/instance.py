@@ -32,7 +32,22 @@ def prepare_dagster_home() -> Path:
     if current is None or (current != wanted and current.startswith(MARKER)):
         target.write_text(wanted)
     os.environ["DAGSTER_HOME"] = str(home)
+    _create_storage(home)
     return home
+
+
+def _create_storage(home: Path) -> None:
+    """Create the instance's databases now, one process at a time. Dagster creates them on first use, and
+    two processes doing so at once (a `dagster asset materialize` and the daemon, a demo and the UI) can
+    both stamp a fresh SQLite schema: "Version table 'alembic_version' has more than one head present",
+    and every later command on that instance fails."""
+    import fcntl
+
+    from dagster import DagsterInstance
+
+    with open(home / ".storage.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        DagsterInstance.from_config(str(home)).dispose()
 
 
 def daemon_processes(home: Path) -> list[int]:

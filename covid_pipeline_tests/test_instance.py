@@ -3,6 +3,7 @@ holds, and what Dagster reads from them: one run at a time, started within a sec
 monitoring that fails a run after 6 hours, no telemetry."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 
@@ -61,3 +62,22 @@ def test_dagster_runs_one_run_at_a_time_fails_runs_past_6_hours_and_sends_no_tel
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_max_runtime_seconds == 6 * 60 * 60
         assert not instance.telemetry_enabled
+
+
+def test_the_instance_databases_exist_once_its_home_is_prepared_so_commands_started_together_share_them(
+    tmp_path,
+):
+    """Two commands that find no databases create them both, and SQLite's schema can end up stamped twice
+    ("more than one head present"), breaking every later command. `dagster-home` (and demo, dev) create them
+    first; commands started together afterwards only open them."""
+    home = tmp_path / "covid-home"
+    dagster_home_command({"COVID_HOME": str(home)})
+    instance_home = home / "dagster"
+    schedules = instance_home / "schedules" / "schedules.db"
+    assert schedules.is_file() and (instance_home / "history" / "runs.db").is_file()
+    env = {k: v for k, v in os.environ.items() if k != "COVID_HOME"} | {"DAGSTER_HOME": str(instance_home)}
+    opening = "from dagster import DagsterInstance; DagsterInstance.get().get_runs()"
+    together = [subprocess.Popen([sys.executable, "-c", opening], env=env) for _ in range(4)]
+    assert [process.wait(timeout=120) for process in together] == [0] * 4
+    with sqlite3.connect(schedules) as db:
+        assert len(db.execute("select version_num from alembic_version").fetchall()) == 1
