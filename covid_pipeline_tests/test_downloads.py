@@ -1,11 +1,13 @@
-"""Downloads and connections as the README promises them: resumes carry If-Range, a publication that changes
-between two attempts is downloaded again whole, file:// URLs, and COVID_DATABASE_PASSWORD."""
+"""Downloads and connections as the README promises them: streamed to disk while hashed, resumes carry
+If-Range, a publication that changes between two attempts is downloaded again whole, file:// URLs, and
+COVID_DATABASE_PASSWORD."""
 
 import hashlib
 import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import psycopg
@@ -72,6 +74,38 @@ def test_file_urls_are_read_like_paths(tmp_path):
     assert fetched.path.read_bytes() == data and fetched.sha256 == hashlib.sha256(data).hexdigest()
     assert fetched.extension == ".zip"
     assert sources.probe("cases").sha256 == hashlib.sha256(data).hexdigest()
+
+
+# A download as the pipeline makes it, in a process of its own (the loopback server's thread would count too),
+# printing the peak of what Python allocated while fetching.
+FETCH = """
+import sys, tracemalloc
+from pathlib import Path
+from covid_pipeline.resources.sources import SourcesResource
+sources = SourcesResource(cases_url=sys.argv[1])
+tracemalloc.start()
+fetched = sources.fetch("cases", Path(sys.argv[2]))
+print(fetched.sha256, tracemalloc.get_traced_memory()[1])
+"""
+
+
+def test_a_download_streams_to_disk_while_hashed_never_whole_in_memory(http_server, tmp_path):
+    big = tmp_path / "Covid19Casos.zip"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("Covid19Casos.csv", os.urandom(64 * 2**20))  # 64 MB that no compression shrinks
+    data = big.read_bytes()
+    for url in (http_server.publish("Covid19Casos.zip", data), str(big), big.as_uri()):
+        folder = tmp_path / f"fetched-{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        printed = subprocess.run(
+            [sys.executable, "-c", FETCH, url, str(folder)], capture_output=True, text=True, timeout=300
+        )
+        assert printed.returncode == 0, printed.stderr[-3000:]
+        sha256, peak = printed.stdout.split()
+        assert sha256 == hashlib.sha256(data).hexdigest()
+        assert int(peak) < 8 * 2**20, (
+            f"{url}: {int(peak) / 2**20:.1f} MB held while fetching {len(data) / 2**20:.0f} MB"
+        )
 
 
 ROLE, PASSWORD = "covid_password_test", "n0t in the URL: @/?&="

@@ -1,6 +1,7 @@
 """The whole asset graph end to end, with real sources: local files, loopback HTTP, S3 (moto)."""
 
 import hashlib
+import json
 import zipfile
 from pathlib import Path
 
@@ -129,9 +130,23 @@ def test_sources_over_http_and_raw_store_on_s3(database_url, http_server, s3_buc
     assert result.success
     listing = boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="raw/")
     keys = sorted(o["Key"] for o in listing["Contents"])
-    assert "raw/manifest.json" in keys and len(keys) == 4
-    assert any(k.startswith("raw/cases/") and k.endswith(".zip") for k in keys)
+    # each source under <source>/<sha256>.<ext>, beside the manifest naming it; its provenance in the metadata
+    published = {
+        name: (http_server.root / url.rsplit("/", 1)[1]).read_bytes() for name, url in sources.items()
+    }
+    hashes = {name: hashlib.sha256(data).hexdigest() for name, data in published.items()}
+    extensions = {"cases": ".zip", "provinces": ".csv", "departments": ".csv"}
+    assert keys == sorted(["raw/manifest.json", *(f"raw/{n}/{hashes[n]}{extensions[n]}" for n in sources)])
+    manifest = json.loads(
+        boto3.client("s3").get_object(Bucket=s3_bucket, Key="raw/manifest.json")["Body"].read()
+    )
+    assert {n: e["key"] for n, e in manifest.items()} == {
+        n: f"{n}/{hashes[n]}{extensions[n]}" for n in sources
+    }
     raw = metadata_of(result, "raw_csv_s3")
+    for name, url in sources.items():
+        assert (raw[f"{name}_url"], raw[f"{name}_sha256"]) == (url, hashes[name])
+        assert raw[f"{name}_bytes"] == len(published[name])
     assert raw["cases_etag"].startswith('"') and raw["cases_last_modified"].endswith("GMT")
     assert query(database_url, "SELECT count(*) FROM covid.cases") == [(300,)]
     # unchanged content is not stored again, and the cases load is skipped

@@ -346,3 +346,38 @@ def test_the_days_still_being_notified_are_drawn_apart_with_their_nowcast(databa
         "Confirmed cases per day of symptom onset; the last days, still being notified, with a nowcast"
         in [image["alt"].split(" and its")[0] for image in page.images]
     )
+
+
+def test_the_extract_notice_comes_past_a_week_and_counts_the_deaths_it_does_not_draw(database_url, tmp_path):
+    """Notifications that end more than a week before the publication: the page says how many days, and how
+    many deaths dated later are counted but not drawn. A week or less is a whole registry: no notice."""
+
+    def report_for(last_notified: str, name: str) -> str:
+        cases = [
+            row(id_evento_caso="1", fecha_apertura="2020-11-10"),
+            row(id_evento_caso="2", fecha_apertura=last_notified),
+            *(
+                row(
+                    id_evento_caso=str(i),
+                    fecha_apertura="2020-11-10",
+                    fallecido="SI",
+                    fecha_fallecimiento=died,
+                )
+                for i, died in ((3, "2020-11-12"), (4, "2020-11-20"), (5, "2020-11-21"))
+            ),
+        ]
+        assert {r["ultima_actualizacion"] for r in cases} == {"2020-11-23"}
+        registry = write_registry(tmp_path / name / "Covid19Casos.zip", cases)
+        assert run_graph(database_url, tmp_path, cases=registry, selection=AssetSelection.all()).success
+        page = Page((tmp_path / "reports" / "latest.html").read_text(encoding="utf-8"))
+        return " ".join(" ".join(page.text).split())
+
+    extract = report_for("2020-11-15", "extract")  # 8 days before the publication
+    assert (
+        "This file holds part of the registry. Its last notification is on 15 Nov 2020, 8 days before its "
+        "publication on 23 Nov 2020" in extract
+    )
+    assert "2 deaths dated after 15 Nov 2020 (of cases notified earlier) are counted" in extract
+    whole = report_for("2020-11-16", "whole")  # 7 days before
+    assert "Cases notified from 10 Nov 2020 to 16 Nov 2020" in whole
+    assert "This file holds part of the registry" not in whole and "deaths dated after" not in whole

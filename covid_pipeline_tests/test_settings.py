@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from covid_pipeline.resources.object_store import ObjectStore
 from covid_pipeline_tests.helpers.templates import template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,3 +204,14 @@ def test_without_covid_home_local_state_lives_in_the_users_home(tmp_path):
     assert carried["embedded data folder"] == str(tmp_path / ".covid-pipeline" / "pgdata")
     assert carried["COVID_RAW_STORE"] == str(tmp_path / ".covid-pipeline" / "raw")
     assert carried["COVID_REPORTS_STORE"] == str(tmp_path / ".covid-pipeline" / "reports")
+
+
+def test_a_folder_named_like_a_url_is_taken_as_a_folder_when_written_with_dot_slash(tmp_path, monkeypatch):
+    """`s3//bucket/x` is refused as a mistyped URL; `./s3//bucket/x` is the folder of that name."""
+    stores = {"COVID_RAW_STORE": "./s3//bucket/x", "COVID_REPORTS_STORE": "./https:/reports"}
+    carried = carried_by_the_definitions(without_settings() | {"COVID_HOME": str(tmp_path)} | stores)
+    monkeypatch.chdir(tmp_path)
+    for name, folder in (("COVID_RAW_STORE", "s3/bucket/x"), ("COVID_REPORTS_STORE", "https:/reports")):
+        assert carried[name] == stores[name]
+        ObjectStore(carried[name]).put_bytes(b"kept", "a/file")
+        assert (tmp_path / folder / "a" / "file").read_bytes() == b"kept", name
