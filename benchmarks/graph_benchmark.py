@@ -25,7 +25,9 @@ on a shared machine slows them alike; the best turn of each is kept:
 - seed (--seed-method): the seed project's method, once (benchmarks/load_benchmark.py).
 
 Each step's own time comes from the run's event log (STEP_START to STEP_SUCCESS); the orchestration overhead
-is the graph's seconds minus the sum of the steps'. After the turns: the database's size on disk (and
+is the graph's seconds minus the sum of the steps'. Each contender's CPU seconds (its own processes, from wait4) and the
+embedded server's over the same time (from /proc) say how many core-seconds it needed: on N cores nothing
+takes less than its core-seconds / N. After the turns: the database's size on disk (and
 covid.cases' share of it) and the raw store's, as the graph left them.
 """
 
@@ -54,6 +56,7 @@ from benchmarks.load_benchmark import (  # noqa: E402
     run_child,
     run_copy,
     save_figures,
+    server_cpu_of,
 )
 
 FORCE = {"ops": {"cleaned_cases": {"config": {"force": True}}}}
@@ -121,10 +124,13 @@ def latest_run_id() -> str:
         return instance.get_runs(limit=1)[0].run_id
 
 
-def run_cli(module: str, config: dict = FORCE) -> dict:
+def run_cli(url: str, module: str, config: dict = FORCE) -> dict:
     command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", module, "--select", "*"]
-    seconds, peak, _ = measured([*command, "--config-json", json.dumps(config)])
-    return with_overhead(step_times(latest_run_id()) | {"seconds": seconds, "peak_rss": peak})
+    (seconds, peak, _, cpu), server_cpu = server_cpu_of(
+        url, lambda: measured([*command, "--config-json", json.dumps(config)])
+    )
+    figures = {"seconds": seconds, "peak_rss": peak, "cpu": cpu, "server_cpu": server_cpu}
+    return with_overhead(step_times(latest_run_id()) | figures)
 
 
 def run_ui(base_url: str) -> dict:
@@ -201,11 +207,11 @@ def run_turns(args, url: str, psql: str, source: Path, csv_path: Path) -> dict:
                 if name == "copy":
                     runs[name].append(run_copy(url, psql, csv_path))
                 elif name == "cli":
-                    runs[name].append(run_cli("covid_pipeline.definitions"))
+                    runs[name].append(run_cli(url, "covid_pipeline.definitions"))
                 elif name == "floor":
-                    runs[name].append(run_cli("benchmarks.floor_definitions", {}))
+                    runs[name].append(run_cli(url, "benchmarks.floor_definitions", {}))
                 elif name == "cli-multiprocess":
-                    runs[name].append(run_cli("benchmarks.multiprocess_definitions"))
+                    runs[name].append(run_cli(url, "benchmarks.multiprocess_definitions"))
                 elif name == "ui":
                     runs[name].append(run_ui(ui[1]))
                 elif name == "ours":
@@ -256,13 +262,16 @@ def print_table(results: dict, repeat: int) -> None:
         f"machine load average before: {load}; after: {', '.join(f'{x:.1f}' for x in results['load_after'])}"
     )
     ratio_label = "\\copy ÷"
-    print(f"{'contender':<46}{'seconds':>9}{ratio_label:>9}{'peak RSS MB':>13}{'steps s':>9}{'overhead':>16}")
+    print(
+        f"{'contender':<46}{'seconds':>9}{ratio_label:>9}{'peak RSS MB':>13}{'CPU s + server':>16}"
+        f"{'steps s':>9}{'overhead':>16}"
+    )
     for key, label in LABELS.items():
         if key not in results:
             continue
         r = results[key]
         rss = f"{r['peak_rss'] / 2**20:>13,.0f}" if r["peak_rss"] else f"{'n/a':>13}"
-        line = f"{label:<46}{r['seconds']:>9.2f}{copy / r['seconds']:>9.2f}{rss}"
+        line = f"{label:<46}{r['seconds']:>9.2f}{copy / r['seconds']:>9.2f}{rss}{cpu_text(r):>16}"
         if "steps" in r:
             line += f"{r['steps_seconds']:>9.2f}{r['overhead']:>8.2f} s {r['overhead'] / r['seconds']:>4.0%}"
         print(line)
@@ -286,6 +295,24 @@ def print_table(results: dict, repeat: int) -> None:
         print_summary(results)
 
 
+def cpu_text(result: dict) -> str:
+    """The process's CPU seconds and the server's over the same time ("n/a" where not measured)."""
+    if result.get("cpu") is None:
+        return "n/a"
+    server = result.get("server_cpu")
+    return f"{result['cpu']:.1f} + {'?' if server is None else f'{server:.1f}'}"
+
+
+def cpu_line(name: str, result: dict) -> str:
+    """How much of the machine a contender kept busy: its core-seconds over its wall seconds."""
+    used = result["cpu"] + (result.get("server_cpu") or 0)
+    return (
+        f"{name}: {result['cpu']:.1f} s of CPU in its own process(es) + {result.get('server_cpu') or 0:.1f} s in "
+        f"the server = {used:.1f} core-seconds in {result['seconds']:.1f} s: {used / result['seconds']:.2f} of "
+        f"{os.cpu_count()} cores busy"
+    )
+
+
 def print_summary(results: dict) -> None:
     """The figures the targets are about, as one Markdown table row (docs/performance.md's columns)."""
     for number, turn in enumerate(results["turns"], 1):
@@ -303,6 +330,9 @@ def print_summary(results: dict) -> None:
     steps = cli["steps"]
     load, checks = steps.get(LOAD_STEP), steps.get(CASES_CHECKS_STEP)
     print(f"graph / \\copy: {cli['seconds'] / copy:.1f}x (\\copy ÷ graph {copy / cli['seconds']:.2f})")
+    for name, result in (("\\copy", paired["copy"]), ("graph", cli)):
+        if result.get("cpu") is not None:
+            print(cpu_line(name, result))
     if load:
         print(f"cleaned_cases: \\copy ÷ step {copy / load:.2f}; cases_checks {checks / load:.1%} of the load")
     header = (

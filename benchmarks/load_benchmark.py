@@ -94,8 +94,9 @@ CHILDREN = {"ours": run_ours, "seed": run_seed, "aggregates": run_aggregates}
 # --- the parent: data, server, processes, table ---------------------------------------------------
 
 
-def measured(command: list[str]) -> tuple[float, int, str]:
-    """Run a process to the end; its wall seconds, its own peak RSS in bytes and its stdout.
+def measured(command: list[str]) -> tuple[float, int, str, float]:
+    """Run a process to the end; its wall seconds, its own peak RSS in bytes, its stdout and the CPU seconds
+    it used (user + system, every thread, and any child it waited for).
 
     Linux carries a process's peak RSS over fork and exec, so a child of this (large) process would
     report at least this process's size: a small launcher process starts it and reads its wait4.
@@ -108,26 +109,64 @@ def measured(command: list[str]) -> tuple[float, int, str]:
         if launched.returncode:
             sys.stderr.write(launched.stderr.decode(errors="replace"))
             raise SystemExit(f"{' '.join(command[:4])}... failed with exit code {launched.returncode}")
-        peak = int(launched.stderr.decode().strip().splitlines()[-1])
+        peak, cpu = launched.stderr.decode().strip().splitlines()[-1].split()
         out.seek(0)
-        return seconds, peak, out.read().decode()
+        return seconds, int(peak), out.read().decode(), float(cpu)
 
 
-# Runs a command, passes its output through and writes its peak RSS in bytes as stderr's last line.
+# Runs a command, passes its output through and writes its peak RSS in bytes and its CPU seconds as stderr's
+# last line.
 LAUNCHER = """
 import os, sys
 pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)
 _, status, usage = os.wait4(pid, 0)
 sys.stderr.flush()
-print(usage.ru_maxrss * 1024, file=sys.stderr)
+print(usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime, file=sys.stderr)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
+def server_cpu_seconds(url: str) -> float | None:
+    """CPU seconds the database server has used so far (the postmaster, its live processes and those it has
+    reaped, such as each closed connection's backend); None for a server that is not a local one whose data
+    folder is the URL's socket folder (the embedded server's is)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    pid_file = Path(str(conninfo_to_dict(url).get("host") or "")) / "postmaster.pid"
+    try:
+        postmaster = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        pid, parent = int(entry.name), int(fields[1])
+        if pid == postmaster:  # utime, stime, and the reaped children's cutime, cstime
+            total += sum(int(f) for f in fields[11:15])
+        elif parent == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def server_cpu_of(url: str, run) -> tuple[object, float | None]:
+    """`run()`'s result and the server CPU seconds used while it ran."""
+    before = server_cpu_seconds(url)
+    result = run()
+    time.sleep(0.5)  # for the postmaster to reap the closed connections' backends (their CPU counts then)
+    after = server_cpu_seconds(url)
+    return result, None if before is None or after is None else after - before
+
+
 def run_child(name: str, url: str, source: Path) -> dict:
     command = [sys.executable, __file__, "--child", name, "--url", url, "--zip", str(source)]
-    _, peak, stdout = measured(command)
-    return json.loads(stdout.strip().splitlines()[-1]) | {"peak_rss": peak}
+    (_, peak, stdout, cpu), server_cpu = server_cpu_of(url, lambda: measured(command))
+    figures = json.loads(stdout.strip().splitlines()[-1])
+    return figures | {"peak_rss": peak, "cpu": cpu, "server_cpu": server_cpu}
 
 
 def run_copy(url: str, psql: str, raw_csv: Path) -> dict:
@@ -149,11 +188,13 @@ def run_copy(url: str, psql: str, raw_csv: Path) -> dict:
             sql.SQL("CREATE UNLOGGED TABLE {} ({}) WITH (autovacuum_enabled = off)").format(table, columns)
         )
     command = f"\\copy bench.{COPY_TABLE} FROM '{raw_csv}' (FORMAT csv, HEADER)"
-    seconds, peak, _ = measured([psql, "-X", "-q", "-d", url, "-c", command])
+    (seconds, peak, _, cpu), server_cpu = server_cpu_of(
+        url, lambda: measured([psql, "-X", "-q", "-d", url, "-c", command])
+    )
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
         conn.execute(sql.SQL("DROP TABLE {}").format(table))
-    return {"seconds": seconds, "peak_rss": peak, "rows": rows}
+    return {"seconds": seconds, "peak_rss": peak, "rows": rows, "cpu": cpu, "server_cpu": server_cpu}
 
 
 def best_of(results: list[dict]) -> dict:

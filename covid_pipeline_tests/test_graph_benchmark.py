@@ -64,6 +64,19 @@ def test_graph_benchmark_prints_steps_and_overhead_of_the_cli_path_on_the_sample
     assert re.search(
         r"^disk: database [\d,]+ MB \(covid.cases [\d,]+ MB\), raw store [\d,]+ MB$", out, re.M
     ), out
+    # where the CPU went: the contender's own processes and the embedded server, both found and counted
+    for name in ("\\copy", "graph"):
+        cpu = re.search(
+            rf"^{re.escape(name)}: (\d+\.\d) s of CPU in its own process\(es\) \+ (\d+\.\d) s in the server = "
+            r"(\d+\.\d) core-seconds in (\d+\.\d) s: \d+\.\d\d of \d+ cores busy$",
+            out,
+            re.M,
+        )
+        assert cpu, out
+        own, server, total, _ = (float(x) for x in cpu.groups())
+        assert abs(own + server - total) <= 0.11
+        if name == "graph":  # (a 2 MB \\copy may round to 0.0 s on either side)
+            assert own > 0 and server > 0
     # the figures again as one Markdown row, under its header
     header, rule, row = out.strip().splitlines()[-3:]
     assert header.startswith("| rows | `\\copy` s | graph s |") and rule.startswith("|---|")
