@@ -3,11 +3,12 @@
     python benchmarks/graph_benchmark.py --rows 8000000 [--data DIR] [--home DIR] [--repeat 2] [--json]
     python benchmarks/graph_benchmark.py --rows 1000000 --ui --multiprocess --seed-method
     python benchmarks/graph_benchmark.py --sample --ui --skip-cli      # the bundled sample, UI path only
+    python benchmarks/graph_benchmark.py --rows 8000000 --database-url postgresql://...   # a server elsewhere
 
-On the project's defaults (embedded PostgreSQL and stores under COVID_HOME = --home, by default
-benchmarks/out/graph_home_<N>, the local Dagster instance in its dagster/ folder), with COVID_CASES_URL pointing
-at a synthetic registry of N rows (benchmarks/generate_registry.py, written once into --data and kept there with
-its unzipped CSV) and the georef files of the bundled sample. Contenders take turns (--repeat), so a busy spell
+On the project's defaults (embedded PostgreSQL, or the server of --database-url, and stores under
+COVID_HOME = --home, by default benchmarks/out/graph_home_<N>, the local Dagster instance in its dagster/
+folder), with COVID_CASES_URL pointing at a synthetic registry of N rows (benchmarks/generate_registry.py,
+written once into --data and kept there with its unzipped CSV) and the georef files of the bundled sample. Contenders take turns (--repeat), so a busy spell
 on a shared machine slows them alike; the best turn of each is kept:
 
 - copy:    `psql \\copy` of the registry's raw CSV into a fresh unlogged table of 25 text columns, on the same
@@ -67,14 +68,17 @@ HOME = OUT / "graph_home_{size}"
 LOAD_STEP, CASES_CHECKS_STEP = "cleaned_cases", "cases_checks"
 
 
-def environment(source: Path, home: Path) -> None:
-    """The project's defaults, but for the registry's URL; inherited by every contender's process."""
+def environment(source: Path, home: Path, database_url: str | None = None) -> None:
+    """The project's defaults, but for the registry's URL (and the database's, when one is given); inherited
+    by every contender's process."""
     from covid_pipeline.cli import sample_sources
     from covid_pipeline.instance import prepare_dagster_home
 
     for name in [n for n in os.environ if n.startswith("COVID_") or n == "DAGSTER_HOME"]:
         del os.environ[name]
     os.environ.update(sample_sources(), COVID_CASES_URL=str(source), COVID_HOME=str(home))
+    if database_url:
+        os.environ["COVID_DATABASE_URL"] = database_url
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
     # Bytecode cached as a user's Python caches it (some images set PYTHONDONTWRITEBYTECODE: every fresh
     # process would compile the project again); the first turn writes it.
@@ -82,11 +86,12 @@ def environment(source: Path, home: Path) -> None:
     prepare_dagster_home()
 
 
-def warehouse_url(home: Path) -> str:
-    """The warehouse the graph writes by default (embedded, under COVID_HOME), with a schema for the reference."""
+def warehouse_url(home: Path, given: str | None = None) -> str:
+    """The warehouse the graph writes: `given`, else the default one (embedded, under COVID_HOME); with a schema
+    for the reference."""
     from covid_pipeline.resources.embedded_postgres import embedded_server_url
 
-    url = embedded_server_url(home / "pgdata")
+    url = given or embedded_server_url(home / "pgdata")
     prepare_database(url)
     return url
 
@@ -173,8 +178,8 @@ def benchmark(args) -> dict:
     else:
         source, generated = registry_zip(args.rows, args.seed, None, args.data)
     home = args.home or Path(str(HOME).format(size="sample" if args.sample else args.rows))
-    environment(source, home)
-    url, psql = warehouse_url(home), psql_path()
+    environment(source, home, args.database_url)
+    url, psql = warehouse_url(home, args.database_url), psql_path()
     with tempfile.TemporaryDirectory(dir=args.data) as folder:
         csv_path = raw_csv(source, Path(folder) if args.sample else args.data)
         results: dict = {
@@ -305,11 +310,13 @@ def cpu_text(result: dict) -> str:
 
 def cpu_line(name: str, result: dict) -> str:
     """How much of the machine a contender kept busy: its core-seconds over its wall seconds."""
-    used = result["cpu"] + (result.get("server_cpu") or 0)
+    own = f"{name}: {result['cpu']:.1f} s of CPU in its own process(es)"
+    if result.get("server_cpu") is None:
+        return f"{own} in {result['seconds']:.1f} s; the server's not measured (not the embedded server)"
+    used = result["cpu"] + result["server_cpu"]
     return (
-        f"{name}: {result['cpu']:.1f} s of CPU in its own process(es) + {result.get('server_cpu') or 0:.1f} s in "
-        f"the server = {used:.1f} core-seconds in {result['seconds']:.1f} s: {used / result['seconds']:.2f} of "
-        f"{os.cpu_count()} cores busy"
+        f"{own} + {result['server_cpu']:.1f} s in the server = {used:.1f} core-seconds in "
+        f"{result['seconds']:.1f} s: {used / result['seconds']:.2f} of {os.cpu_count()} cores busy"
     )
 
 
@@ -378,6 +385,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--home", type=Path, help="COVID_HOME of the runs (default benchmarks/out/graph_home_<N>)"
+    )
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL of your own instead of the embedded one (the graph's COVID_DATABASE_URL), e.g. on "
+        "another machine, so that the client and the server do not share cores; its CPU is then not measured",
     )
     args = parser.parse_args(argv)
     results = benchmark(args)
