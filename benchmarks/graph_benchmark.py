@@ -8,8 +8,9 @@
 On the project's defaults (embedded PostgreSQL, or the server of --database-url, and stores under
 COVID_HOME = --home, by default benchmarks/out/graph_home_<N>, the local Dagster instance in its dagster/
 folder), with COVID_CASES_URL pointing at a synthetic registry of N rows (benchmarks/generate_registry.py,
-written once into --data and kept there with its unzipped CSV) and the georef files of the bundled sample. Contenders take turns (--repeat), so a busy spell
-on a shared machine slows them alike; the best turn of each is kept:
+written once into --data and kept there with its unzipped CSV) and the georef files of the bundled sample.
+Contenders take turns (--repeat), so a busy spell on a shared machine slows them alike; the best turn of each
+is kept:
 
 - copy:    `psql \\copy` of the registry's raw CSV into a fresh unlogged table of 25 text columns, on the same
            server: the reference every other figure is divided by (`\\copy` seconds / seconds).
