@@ -133,6 +133,8 @@ def server_cpu_seconds(url: str) -> float | None:
     from psycopg.conninfo import conninfo_to_dict
 
     pid_file = Path(str(conninfo_to_dict(url).get("host") or "")) / "postmaster.pid"
+    if not Path("/proc").is_dir():  # Linux's process table; elsewhere (macOS) the server's CPU is not read
+        return None
     try:
         postmaster = int(pid_file.read_text().split()[0])
     except (OSError, ValueError, IndexError):
