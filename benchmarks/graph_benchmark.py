@@ -27,9 +27,9 @@ is kept:
 - seed (--seed-method): the seed project's method, once (benchmarks/load_benchmark.py).
 
 Each step's own time comes from the run's event log (STEP_START to STEP_SUCCESS); the orchestration overhead
-is the graph's seconds minus the sum of the steps'. Each contender's CPU seconds (its own processes, from wait4) and the
-embedded server's over the same time (from /proc) say how many core-seconds it needed: on N cores nothing
-takes less than its core-seconds / N. After the turns: the database's size on disk (and
+is the graph's seconds minus the sum of the steps'. Each contender's CPU seconds (its own processes, from
+wait4) and the embedded server's over the same time (from /proc) say how many core-seconds it needed: on N
+cores nothing takes less than its core-seconds / N. After the turns: the database's size on disk (and
 covid.cases' share of it) and the raw store's, as the graph left them.
 """
 
